@@ -1,0 +1,32 @@
+// Maps m3_backend values to backend implementations. The only file that knows them all.
+#include "backends/cpu/cpu_reference_backend.h"
+#include "common/error.h"
+#include "src/backend.h"
+
+namespace m3 {
+
+m3_status backend_availability(m3_backend kind, std::string* why) {
+  switch (kind) {
+    case M3_BACKEND_AUTO:
+    case M3_BACKEND_CPU: return M3_OK;
+    case M3_BACKEND_VULKAN:
+      *why = "the Vulkan backend is not built into this library (not implemented yet)";
+      return M3_ERR_BACKEND_UNAVAILABLE;
+    case M3_BACKEND_CUDA:
+      *why = "the CUDA backend is not built into this library (not implemented yet)";
+      return M3_ERR_BACKEND_UNAVAILABLE;
+  }
+  *why = "unknown backend value " + std::to_string(static_cast<int>(kind));
+  return M3_ERR_INVALID_ARGUMENT;
+}
+
+std::unique_ptr<Backend> create_backend(m3_backend kind, const ModelConfig& config, const ModelWeights& weights,
+                                        const StateLayout& layout) {
+  std::string why;
+  m3_status status = backend_availability(kind, &why);
+  if (status != M3_OK) fail(status, "backend " + std::string(m3_backend_name(kind)) + ": " + why);
+  // AUTO resolves to the CPU while it is the only backend.
+  return std::make_unique<CpuReferenceBackend>(config, weights, layout);
+}
+
+}  // namespace m3

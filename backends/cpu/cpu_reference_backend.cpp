@@ -1,0 +1,249 @@
+#include "backends/cpu/cpu_reference_backend.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numbers>
+#include <vector>
+
+#include "backends/cpu/reference_matvec.h"
+
+namespace m3 {
+namespace {
+
+constexpr float kNormEps = 1e-5f;  // every RMSNorm of the model (spec §1.1)
+constexpr float kPi = std::numbers::pi_v<float>;
+constexpr float kTwoPi = 2.0f * std::numbers::pi_v<float>;
+
+float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+float silu(float x) { return x * sigmoid(x); }
+// PyTorch's softplus: linear above the threshold 20.
+float softplus(float x) { return x > 20.0f ? x : std::log1p(std::exp(x)); }
+
+// out = x * rsqrt(mean(x^2) + eps) * w
+void rms_norm(const float* x, const float* w, int64_t n, float* out) {
+  double sum_sq = 0;
+  for (int64_t i = 0; i < n; ++i) sum_sq += static_cast<double>(x[i]) * x[i];
+  const float scale = static_cast<float>(1.0 / std::sqrt(sum_sq / static_cast<double>(n) + kNormEps));
+  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * scale * w[i];
+}
+
+// Angles are kept in [0, 2pi): the official prefill wraps them, and wrapping every step
+// keeps float32 precision from draining away on long streams.
+float wrap_angle(float phi) {
+  phi = std::fmod(phi, kTwoPi);
+  if (phi < 0) phi += kTwoPi;
+  return phi >= kTwoPi ? 0.0f : phi;
+}
+
+}  // namespace
+
+struct CpuReferenceBackend::Slot final : StateSlot {
+  std::vector<float> state;  // canonical layout (state_layout.h)
+  // Scratch, sized once so that a forward pass never allocates.
+  std::vector<float> residual, normed, block_out, proj, bc_normed, q, k, y_rank, y, mlp_hidden;
+};
+
+CpuReferenceBackend::CpuReferenceBackend(const ModelConfig& config, const ModelWeights& weights,
+                                         const StateLayout& layout)
+    : c_(config), w_(weights), layout_(layout) {}
+
+std::unique_ptr<StateSlot> CpuReferenceBackend::create_slot() {
+  auto s = std::make_unique<Slot>();
+  const int64_t D = c_.d_model, R = c_.mimo_rank, H = c_.nheads, N = c_.d_state;
+  s->state.assign(static_cast<std::size_t>(layout_.total_floats()), 0.0f);
+  s->residual.resize(D);
+  s->normed.resize(D);
+  s->block_out.resize(D);
+  s->proj.resize(c_.d_in_proj);
+  s->bc_normed.resize(2 * R * c_.ngroups * N);
+  s->q.resize(R * H * N);
+  s->k.resize(R * H * N);
+  s->y_rank.resize(R * c_.headdim);
+  s->y.resize(c_.d_inner);
+  s->mlp_hidden.resize(2 * w_.mlp_hidden);
+  return s;
+}
+
+void CpuReferenceBackend::zero_slot(StateSlot& slot) {
+  auto& s = static_cast<Slot&>(slot);
+  std::fill(s.state.begin(), s.state.end(), 0.0f);
+}
+
+void CpuReferenceBackend::copy_slot(const StateSlot& src, StateSlot& dst) {
+  static_cast<Slot&>(dst).state = static_cast<const Slot&>(src).state;
+}
+
+void CpuReferenceBackend::read_slot(const StateSlot& slot, float* dst) const {
+  const auto& s = static_cast<const Slot&>(slot);
+  std::memcpy(dst, s.state.data(), s.state.size() * sizeof(float));
+}
+
+void CpuReferenceBackend::write_slot(StateSlot& slot, const float* src) {
+  auto& s = static_cast<Slot&>(slot);
+  std::memcpy(s.state.data(), src, s.state.size() * sizeof(float));
+}
+
+void CpuReferenceBackend::prefill(StateSlot& slot, const int32_t* tokens, std::size_t n, m3_logits_mode mode,
+                                  float* logits) {
+  // The reference prefill is the recurrence itself (O(L)); the chunked form is for the
+  // fast backends, which are tested against this.
+  auto& s = static_cast<Slot&>(slot);
+  for (std::size_t t = 0; t < n; ++t) {
+    float* row = nullptr;
+    if (mode == M3_LOGITS_ALL) row = logits + t * c_.vocab_padded;
+    if (mode == M3_LOGITS_LAST && t + 1 == n) row = logits;
+    forward_token(s, tokens[t], row);
+  }
+}
+
+void CpuReferenceBackend::decode(StateSlot* const* slots, const int32_t* tokens, std::size_t n, float* logits) {
+  for (std::size_t i = 0; i < n; ++i)
+    forward_token(static_cast<Slot&>(*slots[i]), tokens[i], logits ? logits + i * c_.vocab_padded : nullptr);
+}
+
+void CpuReferenceBackend::forward_token(Slot& s, int32_t token, float* logits) const {
+  const int64_t D = c_.d_model;
+  cpu::load_row(w_.embedding, token, s.residual.data());
+  for (int64_t l = 0; l < c_.n_layer; ++l) {
+    const MambaLayerWeights& L = w_.layers[l];
+    rms_norm(s.residual.data(), L.norm.data(), D, s.normed.data());
+    mixer_step(s, l, s.normed.data(), s.block_out.data());
+    for (int64_t i = 0; i < D; ++i) s.residual[i] += s.block_out[i];
+    if (w_.mlp_hidden > 0) {
+      rms_norm(s.residual.data(), L.norm2.data(), D, s.normed.data());
+      mlp(s, l, s.normed.data(), s.block_out.data());
+      for (int64_t i = 0; i < D; ++i) s.residual[i] += s.block_out[i];
+    }
+  }
+  if (logits) {
+    rms_norm(s.residual.data(), w_.norm_f.data(), D, s.normed.data());
+    cpu::matvec(w_.lm_head, s.normed.data(), logits);
+  }
+}
+
+void CpuReferenceBackend::mlp(Slot& s, int64_t layer, const float* u, float* out) const {
+  // GatedMLP: the first half of fc1's output is the value, the second half the gate.
+  const MambaLayerWeights& L = w_.layers[layer];
+  const int64_t hid = w_.mlp_hidden;
+  float* h = s.mlp_hidden.data();
+  cpu::matvec(L.fc1, u, h);
+  for (int64_t i = 0; i < hid; ++i) h[i] = h[i] * silu(h[hid + i]);
+  cpu::matvec(L.fc2, h, out);
+}
+
+void CpuReferenceBackend::mixer_step(Slot& s, int64_t layer, const float* u, float* out) const {
+  const MambaLayerWeights& L = w_.layers[layer];
+  const int64_t E = c_.d_inner, H = c_.nheads, P = c_.headdim, N = c_.d_state, G = c_.ngroups,
+                R = c_.mimo_rank, S = c_.n_angles;
+  const bool mimo = c_.is_mimo;
+
+  // in_proj rows: z [E] | x [E] | B [R, G, N] | C [R, G, N] | dd_dt [H] | dd_A [H] | trap [H] | theta [S]
+  cpu::matvec(L.in_proj, u, s.proj.data());
+  const float* z = s.proj.data();
+  const float* x = z + E;
+  const float* B = x + E;
+  const float* C = B + R * G * N;
+  const float* dd_dt = C + R * G * N;
+  const float* dd_A = dd_dt + H;
+  const float* trap = dd_A + H;
+  const float* theta = trap + H;
+
+  // RMSNorm over N of every (rank, group) row of B and C, with the shared norm weights.
+  float* Bn = s.bc_normed.data();
+  float* Cn = Bn + R * G * N;
+  for (int64_t rg = 0; rg < R * G; ++rg) {
+    rms_norm(B + rg * N, L.B_norm.data(), N, Bn + rg * N);
+    rms_norm(C + rg * N, L.C_norm.data(), N, Cn + rg * N);
+  }
+
+  float* angle = s.state.data() + layout_.offset(layer, M3_STATE_ANGLE);  // [H, S]
+  float* ssm = s.state.data() + layout_.offset(layer, M3_STATE_SSM);      // [H, P, N]
+  float* k_prev = s.state.data() + layout_.offset(layer, M3_STATE_K);     // [R, H, N]
+  float* x_prev = s.state.data() + layout_.offset(layer, M3_STATE_V);     // [H, P]
+  float* q = s.q.data();  // [R, H, N]
+  float* k = s.k.data();  // [R, H, N]
+  const int64_t heads_per_group = H / G;
+
+  for (int64_t h = 0; h < H; ++h) {
+    const int64_t g = h / heads_per_group;
+    // Decay, step size and trapezoid weights (spec §3.3, §4.2).
+    const float dt = softplus(dd_dt[h] + L.dt_bias[h]);
+    const float a_in = dd_A[h];
+    const float f = c_.a_activation == AActivation::HeavyTail ? (a_in >= 0 ? 1.0f + a_in : 1.0f / (1.0f - a_in))
+                                                               : softplus(a_in);
+    const float A = std::min(-f, static_cast<float>(-c_.a_floor));
+    const float alpha = std::exp(A * dt);
+    const float lambda = sigmoid(trap[h]);
+    const float beta = (1.0f - lambda) * dt * alpha;
+    const float gamma = lambda * dt;
+
+    // Data-dependent rotary angles: this token's increment comes before rotating it.
+    float* phi = angle + h * S;
+    for (int64_t i = 0; i < S; ++i) phi[i] = wrap_angle(phi[i] + kPi * std::tanh(theta[i]) * dt);
+
+    // q = Rot(phi)(Cn + C_bias), k = Rot(phi)(Bn + B_bias). SISO pairs (2i, 2i+1); MIMO (i, i + N/2).
+    for (int64_t r = 0; r < R; ++r) {
+      float* qr = q + (r * H + h) * N;
+      float* kr = k + (r * H + h) * N;
+      const float* cb = L.C_bias.data() + (h * R + r) * N;
+      const float* bb = L.B_bias.data() + (h * R + r) * N;
+      for (int64_t n = 0; n < N; ++n) {
+        qr[n] = Cn[(r * G + g) * N + n] + cb[n];
+        kr[n] = Bn[(r * G + g) * N + n] + bb[n];
+      }
+      for (int64_t i = 0; i < S; ++i) {
+        const int64_t a = mimo ? i : 2 * i;
+        const int64_t b = mimo ? i + N / 2 : 2 * i + 1;
+        const float cs = std::cos(phi[i]), sn = std::sin(phi[i]);
+        for (float* v : {qr, kr}) {
+          const float va = v[a], vb = v[b];
+          v[a] = va * cs - vb * sn;
+          v[b] = va * sn + vb * cs;
+        }
+      }
+    }
+
+    // h <- alpha h + beta sum_r (x_prev * mx_r) k_prev_r^T + gamma sum_r (x * mx_r) k_r^T
+    float* hs = ssm + h * P * N;
+    for (int64_t p = 0; p < P; ++p) {
+      float* row = hs + p * N;
+      for (int64_t n = 0; n < N; ++n) row[n] *= alpha;
+      for (int64_t r = 0; r < R; ++r) {
+        const float mx = mimo ? L.mimo_x[(h * R + r) * P + p] : 1.0f;
+        const float wp = beta * x_prev[h * P + p] * mx;
+        const float wc = gamma * x[h * P + p] * mx;
+        const float* kp = k_prev + (r * H + h) * N;
+        const float* kc = k + (r * H + h) * N;
+        for (int64_t n = 0; n < N; ++n) row[n] += wp * kp[n] + wc * kc[n];
+      }
+    }
+
+    // y_r = h q_r + D (x * mx_r), then the gate (or headwise norm + gate) and the sum over ranks.
+    float* yh = s.y.data() + h * P;
+    std::fill(yh, yh + P, 0.0f);
+    for (int64_t r = 0; r < R; ++r) {
+      float* yr = s.y_rank.data();
+      const float* qr = q + (r * H + h) * N;
+      for (int64_t p = 0; p < P; ++p) {
+        const float mx = mimo ? L.mimo_x[(h * R + r) * P + p] : 1.0f;
+        float acc = 0;
+        for (int64_t n = 0; n < N; ++n) acc += hs[p * N + n] * qr[n];
+        yr[p] = acc + L.D[h] * x[h * P + p] * mx;
+      }
+      if (c_.is_outproj_norm) rms_norm(yr, L.out_norm.data() + h * P, P, yr);
+      for (int64_t p = 0; p < P; ++p) {
+        const float mz = mimo ? L.mimo_z[(h * R + r) * P + p] : 1.0f;
+        const float mo = mimo ? L.mimo_o[(h * R + r) * P + p] : 1.0f;
+        yh[p] += mo * yr[p] * silu(z[h * P + p] * mz);
+      }
+    }
+  }
+
+  // The cache keeps this token's rotated, biased key and its raw x for the next step's beta term.
+  std::memcpy(k_prev, k, sizeof(float) * R * H * N);
+  std::memcpy(x_prev, x, sizeof(float) * H * P);
+  cpu::matvec(L.out_proj, s.y.data(), out);
+}
+
+}  // namespace m3

@@ -1,0 +1,52 @@
+#include "backends/cpu/reference_matvec.h"
+
+#include "model/float_convert.h"
+
+namespace m3::cpu {
+namespace {
+
+// Eight independent partial sums: shorter dependency chains and less rounding drift
+// than one running sum, while staying deterministic.
+template <class Load>
+float dot(int64_t n, const float* x, Load load) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t c = 0;
+  for (; c + 8 <= n; c += 8)
+    for (int j = 0; j < 8; ++j) acc[j] += load(c + j) * x[c + j];
+  for (; c < n; ++c) acc[c % 8] += load(c) * x[c];
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+}  // namespace
+
+void matvec_rows(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const float* x, float* y) {
+  const int64_t n = w.cols;
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    float s = 0;
+    switch (w.dtype) {
+      case DType::F32: {
+        const float* row = static_cast<const float*>(w.data) + r * n;
+        s = dot(n, x, [row](int64_t c) { return row[c]; });
+        break;
+      }
+      case DType::BF16: {
+        const uint16_t* row = static_cast<const uint16_t*>(w.data) + r * n;
+        s = dot(n, x, [row](int64_t c) { return bf16_to_f32(row[c]); });
+        break;
+      }
+      case DType::F16: {
+        const uint16_t* row = static_cast<const uint16_t*>(w.data) + r * n;
+        s = dot(n, x, [row](int64_t c) { return f16_to_f32(row[c]); });
+        break;
+      }
+      default: break;
+    }
+    y[r - row_begin] = s;
+  }
+}
+
+void load_row(const WeightMatrix& w, int64_t row, float* out) {
+  for (int64_t c = 0; c < w.cols; ++c) out[c] = read_float(w.data, w.dtype, row * w.cols + c);
+}
+
+}  // namespace m3::cpu

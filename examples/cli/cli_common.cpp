@@ -1,0 +1,31 @@
+#include <stdexcept>
+
+#include "cli_args.h"
+#include "commands.h"
+
+namespace cli {
+
+void check(m3_status status, const std::string& what) {
+  if (status != M3_OK) throw std::runtime_error(what + ": " + m3_status_name(status) + ": " + m3_last_error());
+}
+
+m3_backend parse_backend(const std::string& name) {
+  if (name == "auto") return M3_BACKEND_AUTO;
+  if (name == "cpu") return M3_BACKEND_CPU;
+  if (name == "vulkan") return M3_BACKEND_VULKAN;
+  if (name == "cuda") return M3_BACKEND_CUDA;
+  throw UsageError("unknown backend '" + name + "' (expected auto, cpu, vulkan or cuda)");
+}
+
+m3_model* load_model(const std::string& dir, m3_backend backend) {
+  m3_model_params* params = nullptr;
+  check(m3_model_params_create(&params), "model params");
+  m3_status s = m3_model_params_set_backend(params, backend);
+  m3_model* model = nullptr;
+  if (s == M3_OK) s = m3_model_load(dir.c_str(), params, &model);
+  m3_model_params_destroy(params);
+  check(s, "loading " + dir);
+  return model;
+}
+
+}  // namespace cli

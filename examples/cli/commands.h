@@ -1,0 +1,23 @@
+// The CLI's subcommands. Adding one: write cmd_<name>.cpp with a run function and add a
+// row to the table in main.cpp.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "mamba3rt.h"
+
+namespace cli {
+
+// Each returns the process exit code. Errors are reported on stderr.
+int run_info(const std::vector<std::string>& args);
+int run_logits(const std::vector<std::string>& args);
+
+// Shared helpers.
+m3_backend parse_backend(const std::string& name);
+// Loads a model or throws std::runtime_error with m3_last_error().
+m3_model* load_model(const std::string& dir, m3_backend backend);
+// Throws std::runtime_error("<what>: <status>: <m3_last_error()>") when status != M3_OK.
+void check(m3_status status, const std::string& what);
+
+}  // namespace cli

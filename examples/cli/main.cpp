@@ -1,0 +1,58 @@
+// mamba3rt — command-line front end of the runtime.
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include "cli_args.h"
+#include "commands.h"
+
+namespace {
+
+struct Command {
+  const char* name;
+  int (*run)(const std::vector<std::string>&);
+  const char* usage;
+};
+
+const Command kCommands[] = {
+    {"info", cli::run_info, "info --model DIR [--backend auto|cpu|vulkan|cuda]"},
+    {"logits", cli::run_logits,
+     "logits --model DIR --tokens IN.safetensors --out OUT.safetensors [--mode prefill|step|split] "
+     "[--backend auto|cpu|vulkan|cuda]"},
+};
+
+void print_usage(FILE* out) {
+  std::fprintf(out, "mamba3rt %s — run Mamba-3 language models\n\nusage:\n", m3_version());
+  for (const Command& c : kCommands) std::fprintf(out, "  mamba3rt %s\n", c.usage);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    print_usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  if (!std::strcmp(argv[1], "--version")) {
+    std::printf("mamba3rt %s (ABI %u)\n", m3_version(), m3_abi_version());
+    return 0;
+  }
+  std::vector<std::string> args(argv + 2, argv + argc);
+  for (const Command& c : kCommands) {
+    if (std::strcmp(argv[1], c.name) != 0) continue;
+    try {
+      return c.run(args);
+    } catch (const cli::UsageError& e) {
+      std::fprintf(stderr, "mamba3rt %s: %s\nusage: mamba3rt %s\n", c.name, e.what(), c.usage);
+      return 2;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "mamba3rt %s: error: %s\n", c.name, e.what());
+      return 1;
+    }
+  }
+  std::fprintf(stderr, "mamba3rt: unknown command '%s'\n\n", argv[1]);
+  print_usage(stderr);
+  return 2;
+}

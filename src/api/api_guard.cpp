@@ -1,0 +1,40 @@
+#include "api/api_guard.h"
+
+#include <new>
+
+#include "common/error.h"
+
+namespace m3::api {
+namespace {
+thread_local std::string t_last_error;
+}
+
+void set_last_error(const std::string& message) {
+  try {
+    t_last_error = message;
+  } catch (...) {
+    t_last_error.clear();  // out of memory while reporting: an empty message beats a crash
+  }
+}
+void clear_last_error() { t_last_error.clear(); }
+const char* last_error() { return t_last_error.c_str(); }
+
+m3_status handle_current_exception() {
+  try {
+    throw;
+  } catch (const m3::Error& e) {
+    set_last_error(e.what());
+    return e.status();
+  } catch (const std::bad_alloc&) {
+    set_last_error("out of memory");
+    return M3_ERR_OUT_OF_MEMORY;
+  } catch (const std::exception& e) {
+    set_last_error(std::string("internal error: ") + e.what());
+    return M3_ERR_INTERNAL;
+  } catch (...) {
+    set_last_error("internal error: unknown exception");
+    return M3_ERR_INTERNAL;
+  }
+}
+
+}  // namespace m3::api

@@ -1,0 +1,29 @@
+// Turns internal exceptions into m3_status codes plus the thread-local error message, so
+// that no C++ exception ever crosses the C ABI.
+#pragma once
+
+#include <string>
+
+#include "mamba3rt.h"
+
+namespace m3::api {
+
+void set_last_error(const std::string& message);
+void clear_last_error();
+const char* last_error();
+
+m3_status handle_current_exception();
+
+// Runs body (which returns void); returns M3_OK or the status of what it threw.
+template <class Body>
+m3_status guarded(Body&& body) noexcept {
+  try {
+    clear_last_error();
+    body();
+    return M3_OK;
+  } catch (...) {
+    return handle_current_exception();
+  }
+}
+
+}  // namespace m3::api

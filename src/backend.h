@@ -1,0 +1,57 @@
+// The interface every backend implements: an executor of the Mamba-3 forward pass that
+// owns its (device) copy of the weights and a set of state slots.
+//
+// Contract for all methods: inputs are validated by the caller (token ids in range, buffer
+// sizes, distinct slots). A backend allocates everything a slot needs when the slot is
+// created, so that prefill/decode do not allocate and cannot fail half-way; a backend
+// that can still fail mid-call must leave the slots as they were.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "mamba3rt.h"
+#include "model/model_config.h"
+#include "model/model_weights.h"
+#include "session/state_layout.h"
+
+namespace m3 {
+
+// One session's recurrent state (plus any per-slot scratch) in the backend's memory.
+class StateSlot {
+ public:
+  virtual ~StateSlot() = default;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual m3_backend kind() const = 0;
+
+  // A new slot holding the zero state.
+  virtual std::unique_ptr<StateSlot> create_slot() = 0;
+  virtual void zero_slot(StateSlot& slot) = 0;
+  virtual void copy_slot(const StateSlot& src, StateSlot& dst) = 0;
+  // Read/write the whole state in the canonical layout (StateLayout::total_floats floats).
+  virtual void read_slot(const StateSlot& slot, float* dst) const = 0;
+  virtual void write_slot(StateSlot& slot, const float* src) = 0;
+
+  // Feeds n tokens into one slot, continuing from its state. Writes no logits
+  // (M3_LOGITS_NONE), the last position's row, or all n rows (vocab_padded floats each).
+  virtual void prefill(StateSlot& slot, const int32_t* tokens, std::size_t n, m3_logits_mode mode,
+                       float* logits) = 0;
+  // One token for each of n slots; logits (may be null) receives n rows.
+  virtual void decode(StateSlot* const* slots, const int32_t* tokens, std::size_t n, float* logits) = 0;
+};
+
+// Creates the backend of the given kind (AUTO picks the best available). Throws
+// m3::Error(M3_ERR_BACKEND_UNAVAILABLE) with the reason when it cannot run here.
+std::unique_ptr<Backend> create_backend(m3_backend kind, const ModelConfig& config, const ModelWeights& weights,
+                                        const StateLayout& layout);
+
+// M3_OK, or M3_ERR_BACKEND_UNAVAILABLE with the reason in *why.
+m3_status backend_availability(m3_backend kind, std::string* why);
+
+}  // namespace m3

@@ -1,0 +1,73 @@
+#include "model/model.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "backend.h"
+#include "common/error.h"
+#include "common/hash.h"
+#include "model/pytorch_checkpoint_reader.h"
+#include "model/safetensors_reader.h"
+
+namespace m3 {
+namespace {
+
+bool is_file(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+std::string read_text_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(M3_ERR_IO, path + ": cannot open: " + std::strerror(errno));
+  std::ostringstream s;
+  s << in.rdbuf();
+  if (in.bad()) fail(M3_ERR_IO, path + ": read error");
+  return s.str();
+}
+
+}  // namespace
+
+Model::~Model() = default;
+
+std::unique_ptr<Model> Model::load(const std::string& dir, const LoadOptions& options) {
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) fail(M3_ERR_IO, dir + ": model directory not found: " + std::strerror(errno));
+  if (!S_ISDIR(st.st_mode)) fail(M3_ERR_IO, dir + ": not a directory (pass the model directory)");
+
+  std::unique_ptr<Model> m(new Model());
+  const std::string config_path = dir + "/config.json";
+  if (!is_file(config_path)) fail(M3_ERR_IO, config_path + ": missing (a model directory needs config.json)");
+  m->config_ = parse_model_config(read_text_file(config_path), config_path);
+  if (options.a_activation == M3_A_ACTIVATION_HEAVY_TAIL) m->config_.a_activation = AActivation::HeavyTail;
+  if (options.a_activation == M3_A_ACTIVATION_SOFTPLUS) m->config_.a_activation = AActivation::Softplus;
+
+  std::vector<TensorView> tensors;
+  if (is_file(dir + "/model.safetensors")) {
+    m->weights_path_ = dir + "/model.safetensors";
+    m->file_ = std::make_unique<MappedFile>(m->weights_path_);
+    tensors = read_safetensors(*m->file_, m->aligned_copies_);
+  } else if (is_file(dir + "/pytorch_model.bin")) {
+    m->weights_path_ = dir + "/pytorch_model.bin";
+    m->file_ = std::make_unique<MappedFile>(m->weights_path_);
+    tensors = read_pytorch_checkpoint(*m->file_);
+  } else {
+    fail(M3_ERR_IO, dir + ": no weights: expected model.safetensors or pytorch_model.bin");
+  }
+  m->weights_ = bind_model_weights(m->config_, tensors, m->weights_path_);
+  m->layout_ = make_state_layout(m->config_);
+
+  Fnv1a64 h;
+  h.update(m->config_.canonical());
+  h.update_value(m->weights_.content_hash);
+  m->fingerprint_ = h.digest();
+
+  m->backend_ = create_backend(options.backend, m->config_, m->weights_, m->layout_);
+  return m;
+}
+
+}  // namespace m3

@@ -1,0 +1,50 @@
+// A loaded model: config, weights (mapped from the checkpoint), the backend that runs it,
+// and the identity (fingerprint) that state blobs are checked against.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "mamba3rt.h"
+#include "model/mapped_file.h"
+#include "model/model_config.h"
+#include "model/model_weights.h"
+#include "session/state_layout.h"
+
+namespace m3 {
+
+class Backend;
+
+struct LoadOptions {
+  m3_backend backend = M3_BACKEND_AUTO;
+  m3_a_activation a_activation = M3_A_ACTIVATION_FROM_CONFIG;
+};
+
+class Model {
+ public:
+  // Loads config.json and model.safetensors (preferred) or pytorch_model.bin from dir.
+  static std::unique_ptr<Model> load(const std::string& dir, const LoadOptions& options);
+  ~Model();
+
+  const ModelConfig& config() const { return config_; }
+  const ModelWeights& weights() const { return weights_; }
+  const StateLayout& state_layout() const { return layout_; }
+  Backend& backend() const { return *backend_; }
+  uint64_t fingerprint() const { return fingerprint_; }
+  const std::string& weights_path() const { return weights_path_; }
+
+ private:
+  Model() = default;
+  ModelConfig config_;
+  std::unique_ptr<MappedFile> file_;
+  std::vector<std::vector<uint64_t>> aligned_copies_;
+  ModelWeights weights_;
+  StateLayout layout_;
+  std::unique_ptr<Backend> backend_;
+  uint64_t fingerprint_ = 0;
+  std::string weights_path_;
+};
+
+}  // namespace m3

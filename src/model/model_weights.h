@@ -1,0 +1,62 @@
+// The model's tensors, bound by their official names to the places the forward pass
+// uses them, with every shape and dtype checked. Matrices stay in the file (mmap, any
+// float dtype); the small per-head parameters and norm weights are converted to fp32
+// (spec §2.3: dt_bias, B/C bias, D and mimo_* are fp32 even in a bf16 model).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/model_config.h"
+#include "model/tensor.h"
+
+namespace m3 {
+
+// A row-major (out, in) matrix, nn.Linear convention y = W x. Not owned.
+struct WeightMatrix {
+  DType dtype = DType::F32;  // F32, F16 or BF16
+  int64_t rows = 0;
+  int64_t cols = 0;
+  const void* data = nullptr;
+};
+
+struct MambaLayerWeights {
+  std::vector<float> norm;        // [D] pre-mixer RMSNorm
+  WeightMatrix in_proj;           // [d_in_proj, D]
+  std::vector<float> dt_bias;     // [H]
+  std::vector<float> D;           // [H]
+  std::vector<float> B_bias;      // [H, R, N]
+  std::vector<float> C_bias;      // [H, R, N]
+  std::vector<float> mimo_x;      // [H, R, P] (MIMO only)
+  std::vector<float> mimo_z;      // [H, R, P] (MIMO only)
+  std::vector<float> mimo_o;      // [H, R, P] (MIMO only)
+  std::vector<float> B_norm;      // [N]
+  std::vector<float> C_norm;      // [N]
+  std::vector<float> out_norm;    // [E] (is_outproj_norm only)
+  WeightMatrix out_proj;          // [D, E]
+  std::vector<float> norm2;       // [D] (MLP only)
+  WeightMatrix fc1;               // [2 * mlp_hidden, D] (MLP only)
+  WeightMatrix fc2;               // [D, mlp_hidden] (MLP only)
+};
+
+struct ModelWeights {
+  WeightMatrix embedding;  // [V_pad, D]
+  WeightMatrix lm_head;    // [V_pad, D]; the embedding when tied
+  std::vector<float> norm_f;
+  std::vector<MambaLayerWeights> layers;
+  int64_t mlp_hidden = 0;  // taken from fc2's shape (spec §1.3: the config value is rounded up)
+  int64_t n_params = 0;
+  int64_t weight_bytes = 0;
+  uint64_t content_hash = 0;  // names, shapes, dtypes and sampled bytes of every tensor
+};
+
+// Throws m3::Error naming `source` and the tensor: M3_ERR_FORMAT for a missing tensor, a
+// wrong shape or dtype, or an unexpected extra tensor.
+ModelWeights bind_model_weights(const ModelConfig& config, const std::vector<TensorView>& tensors,
+                                const std::string& source);
+
+// Reads element i of a float tensor of any supported dtype as fp32.
+float read_float(const void* data, DType dtype, int64_t i);
+
+}  // namespace m3

@@ -1,0 +1,407 @@
+// Bad input gets the right status and a message naming the problem; nothing crashes,
+// and a failed call leaves the session as it was.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
+#include "model/mapped_file.h"
+#include "model/safetensors_reader.h"
+#include "model/safetensors_writer.h"
+#include "test_support.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kSiso = std::string(test::kGoldenDir) + "/siso_basic";
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+void write_file(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << bytes;
+}
+
+// Loads dir and expects failure with `status` and a message containing `needle`.
+void expect_load_error(const std::string& dir, m3_status status, const std::string& needle) {
+  m3_model* model = reinterpret_cast<m3_model*>(0x1);
+  EXPECT_EQ(m3_model_load(dir.c_str(), nullptr, &model), status) << m3_last_error();
+  EXPECT_EQ(model, nullptr);
+  EXPECT_NE(std::string(m3_last_error()).find(needle), std::string::npos)
+      << "message '" << m3_last_error() << "' does not mention '" << needle << "'";
+}
+
+// A copy of siso_basic whose safetensors is rewritten by `edit` (on float32 tensors).
+class ModelDir {
+ public:
+  ModelDir() : dir_(test::copy_to_temp(kSiso)) {}
+  ~ModelDir() { test::remove_tree(dir_); }
+  const std::string& path() const { return dir_; }
+  std::string weights() const { return dir_ + "/model.safetensors"; }
+
+  template <class Edit>
+  void rewrite_tensors(Edit edit) {
+    std::vector<m3::OwnedTensor> tensors;
+    {
+      m3::MappedFile f(weights());
+      std::vector<std::vector<uint64_t>> copies;
+      for (const auto& t : m3::read_safetensors(f, copies)) {
+        const auto* p = static_cast<const uint8_t*>(t.data);
+        tensors.push_back({t.name, t.dtype, t.shape, std::vector<uint8_t>(p, p + t.nbytes)});
+      }
+    }
+    edit(tensors);
+    m3::write_safetensors(weights(), tensors);
+  }
+  void set_config(const std::string& text) { write_file(dir_ + "/config.json", text); }
+  std::string config() const { return read_file(dir_ + "/config.json"); }
+
+ private:
+  std::string dir_;
+};
+
+std::string replace(std::string s, const std::string& from, const std::string& to) {
+  const auto at = s.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  if (at != std::string::npos) s.replace(at, from.size(), to);
+  return s;
+}
+
+TEST(BadModelFiles, MissingDirectory) { expect_load_error("/nonexistent/model", M3_ERR_IO, "/nonexistent/model"); }
+
+TEST(BadModelFiles, PathIsAFile) { expect_load_error(kSiso + "/config.json", M3_ERR_IO, "not a directory"); }
+
+TEST(BadModelFiles, MissingConfig) {
+  ModelDir d;
+  fs::remove(d.path() + "/config.json");
+  expect_load_error(d.path(), M3_ERR_IO, "config.json");
+}
+
+TEST(BadModelFiles, MissingWeights) {
+  ModelDir d;
+  fs::remove(d.weights());
+  expect_load_error(d.path(), M3_ERR_IO, "model.safetensors or pytorch_model.bin");
+}
+
+TEST(BadModelFiles, MissingTensor) {
+  ModelDir d;
+  d.rewrite_tensors([](auto& ts) {
+    std::erase_if(ts, [](const m3::OwnedTensor& t) { return t.name == "backbone.layers.1.mixer.dt_bias"; });
+  });
+  expect_load_error(d.path(), M3_ERR_FORMAT, "backbone.layers.1.mixer.dt_bias");
+}
+
+TEST(BadModelFiles, WrongShape) {
+  ModelDir d;
+  d.rewrite_tensors([](auto& ts) {
+    for (auto& t : ts)
+      if (t.name == "backbone.layers.0.mixer.out_proj.weight") t.shape = {128, 64};  // transposed
+  });
+  expect_load_error(d.path(), M3_ERR_FORMAT, "out_proj.weight' has shape [128, 64], expected [64, 128]");
+}
+
+TEST(BadModelFiles, WrongDtype) {
+  ModelDir d;
+  d.rewrite_tensors([](auto& ts) {
+    for (auto& t : ts)
+      if (t.name == "backbone.norm_f.weight") t.dtype = m3::DType::I32;
+  });
+  expect_load_error(d.path(), M3_ERR_FORMAT, "norm_f.weight' has dtype I32");
+}
+
+TEST(BadModelFiles, UnexpectedTensor) {
+  ModelDir d;
+  d.rewrite_tensors([](auto& ts) {
+    ts.push_back({"backbone.layers.0.mixer.conv1d.weight", m3::DType::F32, {1}, std::vector<uint8_t>(4)});
+  });
+  expect_load_error(d.path(), M3_ERR_FORMAT, "conv1d.weight");
+}
+
+TEST(BadModelFiles, TruncatedSafetensorsHeader) {
+  ModelDir d;
+  const std::string bytes = read_file(d.weights());
+  write_file(d.weights(), bytes.substr(0, 5));
+  expect_load_error(d.path(), M3_ERR_FORMAT, "truncated");
+  write_file(d.weights(), bytes.substr(0, 200));  // cut inside the JSON header
+  expect_load_error(d.path(), M3_ERR_FORMAT, "truncated");
+}
+
+TEST(BadModelFiles, TruncatedSafetensorsData) {
+  ModelDir d;
+  const std::string bytes = read_file(d.weights());
+  write_file(d.weights(), bytes.substr(0, bytes.size() - 100));
+  expect_load_error(d.path(), M3_ERR_FORMAT, "truncated");
+}
+
+TEST(BadModelFiles, EveryTruncationFailsCleanly) {
+  ModelDir d;
+  const std::string bytes = read_file(d.weights());
+  for (size_t len = 0; len < bytes.size(); len += 1 + len / 3) {
+    write_file(d.weights(), bytes.substr(0, len));
+    m3_model* model = nullptr;
+    EXPECT_NE(m3_model_load(d.path().c_str(), nullptr, &model), M3_OK) << "length " << len;
+    EXPECT_EQ(model, nullptr);
+  }
+}
+
+TEST(BadModelFiles, CorruptSafetensorsHeader) {
+  ModelDir d;
+  std::string bytes = read_file(d.weights());
+  bytes[8] = '[';  // the header must be a JSON object
+  write_file(d.weights(), bytes);
+  expect_load_error(d.path(), M3_ERR_FORMAT, "header");
+}
+
+TEST(BadConfig, MalformedJson) {
+  ModelDir d;
+  d.set_config("{\"d_model\": 64,");
+  expect_load_error(d.path(), M3_ERR_FORMAT, "malformed JSON");
+}
+
+TEST(BadConfig, WrongFieldType) {
+  ModelDir d;
+  d.set_config(replace(d.config(), "\"n_layer\": 2", "\"n_layer\": \"two\""));
+  expect_load_error(d.path(), M3_ERR_FORMAT, "n_layer");
+}
+
+TEST(BadConfig, UnsupportedLayerType) {
+  ModelDir d;
+  d.set_config(replace(d.config(), "\"Mamba3\"", "\"Mamba2\""));
+  expect_load_error(d.path(), M3_ERR_UNSUPPORTED, "Mamba2");
+}
+
+TEST(BadConfig, MissingLayerDefaultsToMamba1) {
+  ModelDir d;
+  d.set_config(replace(d.config(), "\"layer\": \"Mamba3\",", ""));
+  expect_load_error(d.path(), M3_ERR_UNSUPPORTED, "Mamba1");
+}
+
+TEST(BadConfig, AttentionLayersAreRejected) {
+  ModelDir d;
+  d.set_config(replace(d.config(), "\"attn_layer_idx\": []", "\"attn_layer_idx\": [1]"));
+  expect_load_error(d.path(), M3_ERR_UNSUPPORTED, "attn_layer_idx");
+}
+
+TEST(BadConfig, UnknownTopLevelField) {
+  ModelDir d;
+  d.set_config(replace(d.config(), "\"d_model\"", "\"use_magic\": true, \"d_model\""));
+  expect_load_error(d.path(), M3_ERR_FORMAT, "use_magic");
+}
+
+TEST(BadConfig, LayerNormModelsAreRejected) {
+  ModelDir d;
+  d.set_config(replace(d.config(), "\"rms_norm\": true", "\"rms_norm\": false"));
+  expect_load_error(d.path(), M3_ERR_UNSUPPORTED, "rms_norm");
+}
+
+TEST(BadConfig, BadRopeFraction) {
+  ModelDir d;
+  d.set_config(replace(d.config(), "\"rope_fraction\": 0.5", "\"rope_fraction\": 0.25"));
+  expect_load_error(d.path(), M3_ERR_FORMAT, "rope_fraction");
+}
+
+TEST(BadConfig, BadActivationName) {
+  ModelDir d;
+  d.set_config(replace(d.config(), "\"layer\": \"Mamba3\"", "\"layer\": \"Mamba3\", \"A_activation\": \"relu\""));
+  expect_load_error(d.path(), M3_ERR_FORMAT, "A_activation");
+}
+
+TEST(BadConfig, SoftplusActivationFromConfig) {
+  ModelDir d;
+  d.set_config(replace(d.config(), "\"layer\": \"Mamba3\"", "\"layer\": \"Mamba3\", \"A_activation\": \"softplus\""));
+  m3_model* model = test::load(d.path());
+  ASSERT_NE(model, nullptr);
+  EXPECT_EQ(test::info(model, M3_INFO_A_ACTIVATION), M3_A_ACTIVATION_SOFTPLUS);
+  m3_model_free(model);
+}
+
+TEST(BadPickle, DisallowedGlobalIsRejected) {
+  // Same-length patch of the tensor-rebuild global in a real torch.save file: a loader that
+  // honoured it would call builtins.eval.
+  ModelDir d;
+  fs::remove(d.weights());
+  fs::copy_file(std::string(test::kGoldenDir) + "/siso_basic_bin/pytorch_model.bin", d.path() + "/pytorch_model.bin");
+  std::string bytes = read_file(d.path() + "/pytorch_model.bin");
+  const std::string from = "torch._utils\n_rebuild_tensor_v2\n";
+  const std::string to = "builtins\neval_________________\n";
+  ASSERT_EQ(from.size(), to.size());
+  write_file(d.path() + "/pytorch_model.bin", replace(bytes, from, to));
+  expect_load_error(d.path(), M3_ERR_UNSUPPORTED, "builtins");
+}
+
+class BadCalls : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    model_ = test::load(kSiso);
+    ASSERT_EQ(m3_session_create(model_, &session_), M3_OK);
+    vocab_ = test::info(model_, M3_INFO_VOCAB_SIZE);
+    padded_ = test::info(model_, M3_INFO_VOCAB_PADDED);
+    const int32_t prompt[] = {1, 2, 3};
+    ASSERT_EQ(m3_session_feed(session_, prompt, 3, M3_LOGITS_NONE, nullptr, 0), M3_OK);
+  }
+  void TearDown() override {
+    m3_session_free(session_);
+    m3_model_free(model_);
+  }
+  std::vector<uint8_t> snapshot() {
+    size_t n = 0;
+    m3_session_save(session_, nullptr, 0, &n);
+    std::vector<uint8_t> b(n);
+    EXPECT_EQ(m3_session_save(session_, b.data(), b.size(), &n), M3_OK);
+    return b;
+  }
+  m3_model* model_ = nullptr;
+  m3_session* session_ = nullptr;
+  int64_t vocab_ = 0, padded_ = 0;
+};
+
+TEST_F(BadCalls, TokenOutOfRangeLeavesStateUnchanged) {
+  const auto before = snapshot();
+  std::vector<float> logits(padded_ * 3);
+  const int32_t bad[] = {5, static_cast<int32_t>(vocab_), 7};
+  EXPECT_EQ(m3_session_feed(session_, bad, 3, M3_LOGITS_ALL, logits.data(), logits.size()), M3_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(m3_last_error()).find("token id 301 at position 1"), std::string::npos) << m3_last_error();
+  EXPECT_EQ(m3_session_step(session_, -1, logits.data(), logits.size()), M3_ERR_INVALID_ARGUMENT);
+  // A padded id (vocab_size <= id < vocab_padded) is not a token either.
+  EXPECT_EQ(m3_session_step(session_, static_cast<int32_t>(padded_ - 1), nullptr, 0), M3_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(snapshot(), before);
+}
+
+TEST_F(BadCalls, SmallLogitsBufferLeavesStateUnchanged) {
+  const auto before = snapshot();
+  std::vector<float> logits(padded_);
+  const int32_t t[] = {4, 5};
+  EXPECT_EQ(m3_session_feed(session_, t, 2, M3_LOGITS_ALL, logits.data(), logits.size()), M3_ERR_BUFFER_TOO_SMALL);
+  EXPECT_EQ(m3_session_feed(session_, t, 2, M3_LOGITS_LAST, nullptr, 0), M3_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(m3_session_feed(session_, t, 2, static_cast<m3_logits_mode>(7), logits.data(), logits.size()),
+            M3_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(m3_session_step(session_, 4, logits.data(), padded_ - 1), M3_ERR_BUFFER_TOO_SMALL);
+  EXPECT_EQ(snapshot(), before);
+}
+
+TEST_F(BadCalls, NullHandlesAndPointers) {
+  int64_t v = 0;
+  size_t n = 0;
+  float f[8];
+  int32_t tok = 1;
+  m3_model* m = nullptr;
+  m3_session* s = nullptr;
+  m3_model_params* p = nullptr;
+  EXPECT_EQ(m3_model_load(nullptr, nullptr, &m), M3_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(m3_last_error()).find("model_dir"), std::string::npos);
+  EXPECT_EQ(m3_model_load(kSiso.c_str(), nullptr, nullptr), M3_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(m3_model_info(nullptr, M3_INFO_D_MODEL, &v), M3_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(m3_model_info(model_, M3_INFO_D_MODEL, nullptr), M3_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(m3_model_info(model_, static_cast<m3_model_info_key>(999), &v), M3_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(m3_model_params_create(nullptr), M3_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(m3_model_params_set_backend(nullptr, M3_BACKEND_CPU), M3_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(m3_model_params_set_a_activation(nullptr, M3_A_ACTIVATION_SOFTPLUS), M3_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(m3_session_create(nullptr, &s), M3_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(m3_session_create(model_, nullptr), M3_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(m3_session_reset(nullptr), M3_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(m3_session_feed(nullptr, &tok, 1, M3_LOGITS_NONE, nullptr, 0), M3_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(m3_session_feed(session_, nullptr, 1, M3_LOGITS_NONE, nullptr, 0), M3_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(m3_session_step(nullptr, 1, f, 8), M3_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(m3_decode_batch(nullptr, &tok, 1, nullptr, 0), M3_ERR_INVALID_ARGUMENT);
+  m3_session* with_null[] = {session_, nullptr};
+  int32_t toks[] = {1, 2};
+  EXPECT_EQ(m3_decode_batch(with_null, toks, 2, nullptr, 0), M3_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(m3_session_n_tokens(nullptr, &v), M3_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(m3_session_save(nullptr, nullptr, 0, &n), M3_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(m3_session_save(session_, nullptr, 0, nullptr), M3_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(m3_session_restore(nullptr, f, 8), M3_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(m3_session_restore(session_, nullptr, 8), M3_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(m3_session_fork(nullptr, &s), M3_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(m3_session_fork(session_, nullptr), M3_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(m3_session_read_state(nullptr, 0, M3_STATE_SSM, f, 8, &n), M3_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(m3_session_read_state(session_, 5, M3_STATE_SSM, f, 8, &n), M3_ERR_INVALID_ARGUMENT);
+  // Freeing NULL is a no-op.
+  m3_model_free(nullptr);
+  m3_session_free(nullptr);
+  m3_model_params_destroy(p);
+}
+
+TEST_F(BadCalls, DuplicateSessionInBatch) {
+  m3_session* twice[] = {session_, session_};
+  int32_t toks[] = {1, 2};
+  EXPECT_EQ(m3_decode_batch(twice, toks, 2, nullptr, 0), M3_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(m3_last_error()).find("twice"), std::string::npos);
+}
+
+TEST_F(BadCalls, StateBlobFromAnotherModel) {
+  m3_model* other = test::load(std::string(test::kGoldenDir) + "/mimo_r4");
+  m3_session* os = nullptr;
+  ASSERT_EQ(m3_session_create(other, &os), M3_OK);
+  size_t n = 0;
+  m3_session_save(os, nullptr, 0, &n);
+  std::vector<uint8_t> blob(n);
+  ASSERT_EQ(m3_session_save(os, blob.data(), blob.size(), &n), M3_OK);
+  const auto before = snapshot();
+  EXPECT_EQ(m3_session_restore(session_, blob.data(), blob.size()), M3_ERR_MODEL_MISMATCH);
+  EXPECT_NE(std::string(m3_last_error()).find("different model"), std::string::npos) << m3_last_error();
+  EXPECT_EQ(snapshot(), before);
+  m3_session_free(os);
+  m3_model_free(other);
+}
+
+TEST_F(BadCalls, StateBlobFromSameConfigDifferentWeights) {
+  // Same shapes, other weights: the fingerprint samples weight bytes, so this is caught.
+  ModelDir d;
+  d.rewrite_tensors([](auto& ts) {
+    for (auto& t : ts)
+      if (t.name == "backbone.layers.0.mixer.D") t.bytes[0] ^= 0x40;
+  });
+  m3_model* other = test::load(d.path());
+  m3_session* os = nullptr;
+  ASSERT_EQ(m3_session_create(other, &os), M3_OK);
+  size_t n = 0;
+  m3_session_save(os, nullptr, 0, &n);
+  std::vector<uint8_t> blob(n);
+  ASSERT_EQ(m3_session_save(os, blob.data(), blob.size(), &n), M3_OK);
+  EXPECT_EQ(m3_session_restore(session_, blob.data(), blob.size()), M3_ERR_MODEL_MISMATCH);
+  m3_session_free(os);
+  m3_model_free(other);
+}
+
+TEST_F(BadCalls, DamagedStateBlob) {
+  auto blob = snapshot();
+  const auto before = blob;
+  auto damaged = blob;
+  damaged[blob.size() / 2] ^= 0x01;
+  EXPECT_EQ(m3_session_restore(session_, damaged.data(), damaged.size()), M3_ERR_FORMAT);
+  EXPECT_NE(std::string(m3_last_error()).find("checksum"), std::string::npos);
+  EXPECT_EQ(m3_session_restore(session_, blob.data(), blob.size() - 1), M3_ERR_FORMAT);
+  EXPECT_EQ(m3_session_restore(session_, blob.data(), 10), M3_ERR_FORMAT);
+  auto bad_magic = blob;
+  bad_magic[0] = 'X';
+  EXPECT_EQ(m3_session_restore(session_, bad_magic.data(), bad_magic.size()), M3_ERR_FORMAT);
+  EXPECT_EQ(snapshot(), before);
+}
+
+TEST(Backends, UnavailableBackendsSayWhy) {
+  EXPECT_EQ(m3_backend_available(M3_BACKEND_CPU), M3_OK);
+  EXPECT_EQ(m3_backend_available(M3_BACKEND_AUTO), M3_OK);
+  for (m3_backend b : {M3_BACKEND_CUDA, M3_BACKEND_VULKAN}) {
+    EXPECT_EQ(m3_backend_available(b), M3_ERR_BACKEND_UNAVAILABLE);
+    EXPECT_NE(std::string(m3_last_error()).find(m3_backend_name(b)), std::string::npos);
+    m3_model_params* p = nullptr;
+    ASSERT_EQ(m3_model_params_create(&p), M3_OK);
+    ASSERT_EQ(m3_model_params_set_backend(p, b), M3_OK);
+    m3_model* m = nullptr;
+    EXPECT_EQ(m3_model_load(kSiso.c_str(), p, &m), M3_ERR_BACKEND_UNAVAILABLE);
+    EXPECT_EQ(m, nullptr);
+    m3_model_params_destroy(p);
+  }
+}
+
+TEST(Version, AbiAndVersion) {
+  EXPECT_EQ(m3_abi_version(), static_cast<uint32_t>(M3_ABI_VERSION));
+  EXPECT_STRNE(m3_version(), "");
+  EXPECT_STREQ(m3_status_name(M3_ERR_FORMAT), "M3_ERR_FORMAT");
+}
+
+}  // namespace
