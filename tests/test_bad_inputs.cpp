@@ -227,7 +227,7 @@ TEST(BadPickle, DisallowedGlobalIsRejected) {
   fs::copy_file(std::string(test::kGoldenDir) + "/siso_basic_bin/pytorch_model.bin", d.path() + "/pytorch_model.bin");
   std::string bytes = read_file(d.path() + "/pytorch_model.bin");
   const std::string from = "torch._utils\n_rebuild_tensor_v2\n";
-  const std::string to = "builtins\neval_________________\n";
+  const std::string to = "builtins\neval__________________\n";
   ASSERT_EQ(from.size(), to.size());
   write_file(d.path() + "/pytorch_model.bin", replace(bytes, from, to));
   expect_load_error(d.path(), M3_ERR_UNSUPPORTED, "builtins");

@@ -275,7 +275,7 @@ class Unpickler {
     const std::size_t avail = std::min(in_.size() - pos_, kMaxGlobalLine + 1);
     const uint8_t* start = in_.data() + pos_;
     const void* nl = std::memchr(start, '\n', avail);
-    if (!nl) bad(M3_ERR_FORMAT, "unterminated or overlong GLOBAL operand");
+    if (!nl) bad(M3_ERR_FORMAT, "truncated or overlong GLOBAL operand (no newline)");
     const auto len = static_cast<std::size_t>(static_cast<const uint8_t*>(nl) - start);
     std::string_view s = read_text(len);
     ++pos_;  // the newline

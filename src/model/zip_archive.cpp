@@ -115,8 +115,12 @@ ZipArchive::ZipArchive(const uint8_t* data, std::size_t size, std::string label)
     cd_limit = record;
   }
 
-  if (this_disk != 0 || cd_disk != 0 || count_on_disk != count) {
+  if (this_disk != 0 || cd_disk != 0) {
     fail(M3_ERR_UNSUPPORTED, where + "multi-disk ZIP archives are not supported");
+  }
+  if (count_on_disk != count) {
+    fail(M3_ERR_FORMAT, where + "corrupt ZIP archive: inconsistent entry counts (" +
+                            std::to_string(count_on_disk) + " vs " + std::to_string(count) + ")");
   }
   if (!in_bounds(cd_offset, cd_size, cd_limit)) {
     fail(M3_ERR_FORMAT, where + "corrupt ZIP archive: central directory (offset " +
