@@ -47,6 +47,14 @@ extern "C" {
 #  define M3_API __attribute__((visibility("default")))
 #endif
 
+/* Enums have int's size and range in both languages. In C++ the base is spelled out so that any
+ * int a C caller passes is a valid value there too (and is then rejected by range checks). */
+#ifdef __cplusplus
+#  define M3_ENUM_BASE : int
+#else
+#  define M3_ENUM_BASE
+#endif
+
 /* Bumped only when the ABI changes incompatibly. Compare with m3_abi_version() at load time. */
 #define M3_ABI_VERSION 1
 
@@ -54,7 +62,7 @@ extern "C" {
 /* Status codes and errors                                                               */
 /* ------------------------------------------------------------------------------------ */
 
-typedef enum m3_status {
+typedef enum m3_status M3_ENUM_BASE {
   M3_OK = 0,
   M3_ERR_INVALID_ARGUMENT = 1,    /* NULL handle, bad size, out-of-range token id ...    */
   M3_ERR_IO = 2,                  /* a file is missing or cannot be read                 */
@@ -69,35 +77,36 @@ typedef enum m3_status {
   M3_ERR_INTERNAL = 10
 } m3_status;
 
-/* [stable] Human-readable name of a status ("M3_ERR_FORMAT", ...). Never NULL. */
+/* [stable] Human-readable name of a status ("M3_ERR_FORMAT", ...). Never NULL.
+ * Thread safety: any thread. */
 M3_API const char* m3_status_name(m3_status status);
 
 /* [stable] The message of the calling thread's last failed call ("" if none). The pointer
  * stays valid until the next call into the library from the same thread. */
 M3_API const char* m3_last_error(void);
 
-/* [stable] Library version string, e.g. "0.1.0". */
+/* [stable] Library version string, e.g. "0.1.0". Thread safety: any thread. */
 M3_API const char* m3_version(void);
 
-/* [stable] The M3_ABI_VERSION the library was built with. */
+/* [stable] The M3_ABI_VERSION the library was built with. Thread safety: any thread. */
 M3_API uint32_t m3_abi_version(void);
 
 /* ------------------------------------------------------------------------------------ */
 /* Backends                                                                              */
 /* ------------------------------------------------------------------------------------ */
 
-typedef enum m3_backend {
+typedef enum m3_backend M3_ENUM_BASE {
   M3_BACKEND_AUTO = 0,   /* the best available: CUDA, then Vulkan, then CPU */
   M3_BACKEND_CPU = 1,
   M3_BACKEND_VULKAN = 2,
   M3_BACKEND_CUDA = 3
 } m3_backend;
 
-/* [stable] "auto", "cpu", "vulkan", "cuda"; "unknown" otherwise. */
+/* [stable] "auto", "cpu", "vulkan", "cuda"; "unknown" otherwise. Thread safety: any thread. */
 M3_API const char* m3_backend_name(m3_backend backend);
 
 /* [stable] M3_OK if the backend can run here; otherwise M3_ERR_BACKEND_UNAVAILABLE and
- * m3_last_error() says why (not built in, no device, no driver ...). */
+ * m3_last_error() says why (not built in, no device, no driver ...). Thread safety: any thread. */
 M3_API m3_status m3_backend_available(m3_backend backend);
 
 /* ------------------------------------------------------------------------------------ */
@@ -110,13 +119,14 @@ typedef struct m3_model_params m3_model_params;
 /* How the decay rate A is computed from the projection dd_A (see docs/FORMATS.md).
  * M3_A_ACTIVATION_FROM_CONFIG uses config.json's ssm_cfg.A_activation, whose default is
  * "heavy_tail" (official code since 2026-06); "softplus" is the original release's. */
-typedef enum m3_a_activation {
+typedef enum m3_a_activation M3_ENUM_BASE {
   M3_A_ACTIVATION_FROM_CONFIG = 0,
   M3_A_ACTIVATION_HEAVY_TAIL = 1,
   M3_A_ACTIVATION_SOFTPLUS = 2
 } m3_a_activation;
 
-/* [stable] Create/destroy load options. Defaults: backend AUTO, A activation from config. */
+/* [stable] Create/destroy load options. Defaults: backend AUTO, A activation from config.
+ * Thread safety: a params object is used by one thread at a time. */
 M3_API m3_status m3_model_params_create(m3_model_params** out_params);
 M3_API void m3_model_params_destroy(m3_model_params* params); /* NULL is a no-op */
 M3_API m3_status m3_model_params_set_backend(m3_model_params* params, m3_backend backend);
@@ -125,14 +135,17 @@ M3_API m3_status m3_model_params_set_a_activation(m3_model_params* params,
 
 /* [stable] Load a model directory: config.json plus model.safetensors or pytorch_model.bin
  * (official mamba_ssm tensor names; f32, bf16 or f16). params may be NULL for defaults.
- * safetensors weights are memory-mapped and used in place. */
+ * safetensors weights are memory-mapped and used in place.
+ * Thread safety: any thread; params is only read. */
 M3_API m3_status m3_model_load(const char* model_dir, const m3_model_params* params,
                                m3_model** out_model);
 
-/* [stable] Free a model. All its sessions must have been freed. NULL is a no-op. */
+/* [stable] Release the model handle. Sessions keep the weights alive, so they may outlive the
+ * handle; the memory is released with the last of them. NULL is a no-op.
+ * Thread safety: no other call may use this handle concurrently or afterwards. */
 M3_API void m3_model_free(m3_model* model);
 
-typedef enum m3_model_info_key {
+typedef enum m3_model_info_key M3_ENUM_BASE {
   M3_INFO_N_LAYER = 0,
   M3_INFO_D_MODEL = 1,
   M3_INFO_VOCAB_SIZE = 2,        /* token ids are 0 .. vocab_size-1                    */
@@ -156,7 +169,7 @@ typedef enum m3_model_info_key {
   M3_INFO_WEIGHT_BYTES = 20      /* bytes of weights as stored                         */
 } m3_model_info_key;
 
-/* [stable] Query one integer property of a model. */
+/* [stable] Query one integer property of a model. Thread safety: any thread, concurrently. */
 M3_API m3_status m3_model_info(const m3_model* model, m3_model_info_key key, int64_t* out_value);
 
 /* ------------------------------------------------------------------------------------ */
@@ -167,19 +180,22 @@ typedef struct m3_session m3_session;
 
 /* Which logits a feed writes. Every logits row has M3_INFO_VOCAB_PADDED floats; columns
  * at and above M3_INFO_VOCAB_SIZE are padding and never valid tokens. */
-typedef enum m3_logits_mode {
+typedef enum m3_logits_mode M3_ENUM_BASE {
   M3_LOGITS_NONE = 0, /* only update the state                      */
   M3_LOGITS_LAST = 1, /* one row: the last position                 */
   M3_LOGITS_ALL = 2   /* n rows: every position, in order           */
 } m3_logits_mode;
 
-/* [stable] Create a session with a zero state. Thread-safe on a shared model. */
+/* [stable] Create a session with a zero state.
+ * Thread safety: any thread, concurrently on a shared model. */
 M3_API m3_status m3_session_create(m3_model* model, m3_session** out_session);
 
-/* [stable] Free a session. NULL is a no-op. */
+/* [stable] Free a session. NULL is a no-op.
+ * Thread safety: no other call may use this session concurrently or afterwards. */
 M3_API void m3_session_free(m3_session* session);
 
-/* [stable] Zero the state, as if just created. */
+/* [stable] Zero the state, as if just created. Thread safety: one thread per session (else
+ * M3_ERR_SESSION_BUSY). The same holds for every call below that takes a session. */
 M3_API m3_status m3_session_reset(m3_session* session);
 
 /* [stable] Feed n_tokens tokens (prefill). Continues from the current state, so feeding
@@ -194,7 +210,8 @@ M3_API m3_status m3_session_step(m3_session* session, int32_t token, float* logi
 
 /* [stable] One decode step for n sessions of the same model in one batched call.
  * tokens[i] goes to sessions[i]; logits (may be NULL) receives n rows in that order.
- * A session must not appear twice. On error no session is changed. */
+ * A session must not appear twice. On error no session is changed.
+ * Thread safety: the sessions must not be in use by other threads (else M3_ERR_SESSION_BUSY). */
 M3_API m3_status m3_decode_batch(m3_session* const* sessions, const int32_t* tokens,
                                  size_t n_sessions, float* logits, size_t logits_capacity);
 
@@ -219,7 +236,7 @@ M3_API m3_status m3_session_fork(const m3_session* session, m3_session** out_ses
  *   SSM   [n_heads, headdim, d_state]       the matrix state h
  *   K     [mimo_rank, n_heads, d_state]     rotated, biased key of the last token
  *   V     [n_heads, headdim]                raw x of the last token                       */
-typedef enum m3_state_part {
+typedef enum m3_state_part M3_ENUM_BASE {
   M3_STATE_ANGLE = 0,
   M3_STATE_SSM = 1,
   M3_STATE_K = 2,

@@ -317,7 +317,9 @@ class Unpickler {
   }
   Value str_value(Kind kind, std::string_view s) { return {kind, add(strings_, s), 0}; }
   Value seq_value(Kind kind, std::vector<Value> items) {
-    if (items.size() > kMaxContainer) bad(M3_ERR_FORMAT, "container exceeds " + std::to_string(kMaxContainer) + " items");
+    if (items.size() > kMaxContainer) {
+      bad(M3_ERR_FORMAT, "container exceeds " + std::to_string(kMaxContainer) + " items");
+    }
     return {kind, add(seqs_, std::move(items)), 0};
   }
   Value dict_value(bool ordered) { return {Kind::Dict, add(dicts_, Dict{{}, ordered}), 0}; }
@@ -346,7 +348,9 @@ class Unpickler {
   void list_append(Value list, const Value* items, std::size_t count) {
     if (list.kind != Kind::List) bad(M3_ERR_FORMAT, "target is a " + describe(list) + ", not a list");
     auto& seq = seqs_[list.ref];
-    if (count > kMaxContainer - seq.size()) bad(M3_ERR_FORMAT, "list exceeds " + std::to_string(kMaxContainer) + " items");
+    if (count > kMaxContainer - seq.size()) {
+      bad(M3_ERR_FORMAT, "list exceeds " + std::to_string(kMaxContainer) + " items");
+    }
     seq.insert(seq.end(), items, items + count);
   }
 
@@ -492,8 +496,10 @@ class Unpickler {
       case FRAME: {
         // Frames only group opcodes for buffered reading; the content is read as usual.
         const uint64_t len = read_le(8);
-        if (len > in_.size() - pos_) bad(M3_ERR_FORMAT, "truncated pickle: frame of " + std::to_string(len) + " bytes, " +
-                                                            std::to_string(in_.size() - pos_) + " left");
+        if (len > in_.size() - pos_) {
+          bad(M3_ERR_FORMAT, "truncated pickle: frame of " + std::to_string(len) + " bytes, " +
+                                 std::to_string(in_.size() - pos_) + " left");
+        }
         return false;
       }
       case STOP:
