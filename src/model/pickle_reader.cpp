@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "common/error.h"
+#include "common/quote.h"
 
 namespace m3 {
 namespace {
@@ -685,23 +686,6 @@ class Unpickler {
 
 }  // namespace
 
-std::string quote_for_message(std::string_view s) {
-  static const char* hex = "0123456789abcdef";
-  std::string out = "'";
-  const std::size_t shown = std::min<std::size_t>(s.size(), 200);
-  for (std::size_t i = 0; i < shown; ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c < 0x7f && c != '\'' && c != '\\') {
-      out += static_cast<char>(c);
-    } else {
-      out += "\\x";
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  if (shown < s.size()) out += "...";
-  return out + "'";
-}
 
 PickledStateDict read_pickled_state_dict(std::span<const uint8_t> pickle, const std::string& where) {
   return Unpickler(pickle, where).run();

@@ -53,8 +53,4 @@ struct PickledStateDict {
 // that is not a state dict of tensors. Messages name the opcode, its offset and the global.
 PickledStateDict read_pickled_state_dict(std::span<const uint8_t> pickle, const std::string& where);
 
-// Quotes an untrusted string for an error message: '...' with non-printable bytes escaped and
-// long strings cut.
-std::string quote_for_message(std::string_view s);
-
 }  // namespace m3

@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "common/error.h"
+#include "common/quote.h"
 #include "model/pickle_reader.h"
 #include "model/zip_archive.h"
 

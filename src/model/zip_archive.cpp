@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "common/error.h"
+#include "common/quote.h"
 
 namespace m3 {
 namespace {
@@ -38,24 +39,6 @@ bool in_bounds(uint64_t off, uint64_t len, uint64_t limit) {
   return off <= limit && len <= limit - off;
 }
 
-// Entry names come from the file: escape anything that is not printable ASCII in messages.
-std::string quote(std::string_view s) {
-  static const char* hex = "0123456789abcdef";
-  std::string out = "'";
-  const std::size_t shown = std::min<std::size_t>(s.size(), 200);
-  for (std::size_t i = 0; i < shown; ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c < 0x7f && c != '\'' && c != '\\') {
-      out += static_cast<char>(c);
-    } else {
-      out += "\\x";
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  if (shown < s.size()) out += "...";
-  return out + "'";
-}
 
 }  // namespace
 
@@ -185,7 +168,7 @@ ZipArchive::ZipArchive(const uint8_t* data, std::size_t size, std::string label)
 
     if (!by_name_.emplace(e.name, entries_.size()).second) {
       // Two entries with one name would make "which one is read" depend on the reader.
-      fail(M3_ERR_FORMAT, where + "corrupt ZIP archive: duplicate entry " + quote(e.name));
+      fail(M3_ERR_FORMAT, where + "corrupt ZIP archive: duplicate entry " + quote_for_message(e.name));
     }
     entries_.push_back(std::move(e));
     pos += kCentralSize + name_len + extra_len + comment_len;
@@ -198,7 +181,7 @@ const ZipEntry* ZipArchive::find(std::string_view name) const {
 }
 
 std::span<const uint8_t> ZipArchive::stored_data(const ZipEntry& e) const {
-  const std::string at = label_ + ": ZIP entry " + quote(e.name) + ": ";
+  const std::string at = label_ + ": ZIP entry " + quote_for_message(e.name) + ": ";
   if (e.flags & 1u) fail(M3_ERR_UNSUPPORTED, at + "is encrypted");
   if (e.method != 0) {
     fail(M3_ERR_UNSUPPORTED, at + "is compressed (method " + std::to_string(e.method) +

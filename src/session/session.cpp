@@ -1,5 +1,6 @@
 #include "session/session.h"
 
+#include <cstdint>
 #include <set>
 #include <vector>
 
@@ -31,6 +32,7 @@ void Session::check_tokens(const int32_t* tokens, std::size_t n) const {
 namespace {
 void check_logits_buffer(const float* logits, std::size_t capacity, std::size_t rows, std::size_t row_size) {
   if (!logits) fail(M3_ERR_INVALID_ARGUMENT, "logits buffer is NULL");
+  if (rows > SIZE_MAX / row_size) fail(M3_ERR_INVALID_ARGUMENT, "token count " + std::to_string(rows) + " is too large");
   if (capacity < rows * row_size)
     fail(M3_ERR_BUFFER_TOO_SMALL, "logits buffer holds " + std::to_string(capacity) + " floats, needs " +
                                       std::to_string(rows * row_size) + " (" + std::to_string(rows) + " x " +
