@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <sys/wait.h>
 #include <tuple>
 
 #include "test_support.h"
@@ -166,5 +169,38 @@ TEST_P(CliGoldenParity, LogitsSubcommandMatchesReference) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Golden, CliGoldenParity, ::testing::ValuesIn(all_cases()), case_label);
+
+}  // namespace
+
+namespace {
+
+// Runs a CLI command line; returns the exit code and fills `err` with its stderr.
+int run_cli(const std::string& args, std::string* err) {
+  const std::string tmp = test::make_temp_dir();
+  const std::string cmd = std::string(MAMBA3RT_CLI) + " " + args + " 2> " + tmp + "/err";
+  const int rc = std::system(cmd.c_str());
+  std::ifstream in(tmp + "/err");
+  err->assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  test::remove_tree(tmp);
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+TEST(Cli, ErrorsGoToStderrWithNonZeroExit) {
+  std::string err;
+  EXPECT_EQ(run_cli("info --model /nonexistent/dir", &err), 1);
+  EXPECT_NE(err.find("/nonexistent/dir"), std::string::npos) << err;
+  EXPECT_EQ(run_cli("logits --model data/golden/siso_basic --tokens /nonexistent.safetensors --out /dev/null", &err), 1);
+  EXPECT_NE(err.find("/nonexistent.safetensors"), std::string::npos) << err;
+  EXPECT_EQ(run_cli("logits --model data/golden/siso_basic", &err), 2);  // usage error
+  EXPECT_NE(err.find("--tokens"), std::string::npos) << err;
+  EXPECT_EQ(run_cli("frobnicate", &err), 2);
+  EXPECT_EQ(run_cli("info --model data/golden/siso_basic --backend cuda", &err), 1);
+  EXPECT_NE(err.find("M3_ERR_BACKEND_UNAVAILABLE"), std::string::npos) << err;
+}
+
+TEST(Cli, InfoPrintsTheModel) {
+  std::string err;
+  EXPECT_EQ(run_cli("info --model data/golden/mimo_r4 > /dev/null", &err), 0) << err;
+}
 
 }  // namespace
