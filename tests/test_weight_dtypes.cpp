@@ -111,7 +111,11 @@ TEST_P(WeightDtypes, SixteenBitModelEqualsFloat32ModelWithRoundedValues) {
 
 INSTANTIATE_TEST_SUITE_P(Golden, WeightDtypes,
                          ::testing::Combine(::testing::Values("siso_outnorm_mlp", "mimo_r2_outnorm"),
-                                            ::testing::Values(Store::Bf16, Store::F16), ::testing::Bool()));
+                                            ::testing::Values(Store::Bf16, Store::F16), ::testing::Bool()),
+                         [](const auto& info) {
+                           return std::get<0>(info.param) + (std::get<1>(info.param) == Store::Bf16 ? "_bf16" : "_f16") +
+                                  (std::get<2>(info.param) ? "_all_tensors" : "_matrices_and_norms");
+                         });
 
 TEST(FloatConvert, F16MatchesCompilerConversionForAllBitPatterns) {
   for (uint32_t bits = 0; bits < 0x10000; ++bits) {
