@@ -249,6 +249,143 @@ M3_API m3_status m3_session_read_state(const m3_session* session, int32_t layer,
                                        m3_state_part part, float* out, size_t capacity,
                                        size_t* out_count);
 
+/* ------------------------------------------------------------------------------------ */
+/* Tokenizers                                                                            */
+/* ------------------------------------------------------------------------------------ */
+
+/* A Hugging Face tokenizer.json (byte-level BPE: Llama-3, GPT-2/NeoX family, HF-trained).
+ * Thread safety: a tokenizer is immutable; any number of threads may use it at once. */
+typedef struct m3_tokenizer m3_tokenizer;
+
+/* [stable] Load a tokenizer.json file. Unsupported settings are rejected (M3_ERR_UNSUPPORTED)
+ * with a message naming them. */
+M3_API m3_status m3_tokenizer_load(const char* path, m3_tokenizer** out_tokenizer);
+M3_API void m3_tokenizer_free(m3_tokenizer* tokenizer); /* NULL is a no-op */
+
+/* [stable] The tokenizer of a model directory (its tokenizer.json), borrowed: valid until
+ * m3_model_free(model). M3_ERR_UNSUPPORTED if the directory has none. */
+M3_API m3_status m3_model_tokenizer(const m3_model* model, const m3_tokenizer** out_tokenizer);
+
+/* [stable] Encode UTF-8 text (len bytes; it need not be NUL-terminated). add_special != 0 applies
+ * the tokenizer's post-processor (e.g. a BOS token). Two-call pattern on *out_count.
+ * Invalid UTF-8 gives M3_ERR_INVALID_ARGUMENT naming the byte offset. */
+M3_API m3_status m3_tokenize(const m3_tokenizer* tokenizer, const char* text, size_t len, int add_special,
+                             int32_t* out_tokens, size_t capacity, size_t* out_count);
+
+/* [stable] Decode tokens to UTF-8 text (invalid UTF-8 becomes U+FFFD). Two-call pattern on
+ * *out_len (bytes, no terminator written). */
+M3_API m3_status m3_detokenize(const m3_tokenizer* tokenizer, const int32_t* tokens, size_t n_tokens,
+                               int skip_special, char* out_text, size_t capacity, size_t* out_len);
+
+/* [stable] The raw bytes of one token (may be part of a UTF-8 character). Two-call pattern. */
+M3_API m3_status m3_token_bytes(const m3_tokenizer* tokenizer, int32_t token, char* out_bytes, size_t capacity,
+                                size_t* out_len);
+
+/* [stable] One more than the largest token id. */
+M3_API m3_status m3_tokenizer_vocab_size(const m3_tokenizer* tokenizer, int32_t* out_size);
+
+/* ------------------------------------------------------------------------------------ */
+/* Generation: push text or tokens in, stream text out                                   */
+/* ------------------------------------------------------------------------------------ */
+
+/* Sampling and stopping options. Defaults: temperature 1, no top-k/top-p/min-p, no penalties
+ * (repeat window 64), seed 0, max_tokens 256, stop at the model's end-of-sequence tokens.
+ * Thread safety: used by one thread at a time; only read by m3_generation_create. */
+typedef struct m3_gen_params m3_gen_params;
+
+M3_API m3_status m3_gen_params_create(m3_gen_params** out_params);
+M3_API void m3_gen_params_destroy(m3_gen_params* params); /* NULL is a no-op */
+/* temperature <= 0 means greedy (argmax). */
+M3_API m3_status m3_gen_params_set_temperature(m3_gen_params* params, float temperature);
+M3_API m3_status m3_gen_params_set_greedy(m3_gen_params* params);
+M3_API m3_status m3_gen_params_set_top_k(m3_gen_params* params, int32_t top_k);       /* 0 = off */
+M3_API m3_status m3_gen_params_set_top_p(m3_gen_params* params, float top_p);         /* 1 = off */
+M3_API m3_status m3_gen_params_set_min_p(m3_gen_params* params, float min_p);         /* 0 = off */
+/* penalty 1 = off; last_n = tokens looked back (-1: all, 0: none); also the window of the
+ * presence and frequency penalties. */
+M3_API m3_status m3_gen_params_set_repeat_penalty(m3_gen_params* params, float penalty, int32_t last_n);
+M3_API m3_status m3_gen_params_set_presence_penalty(m3_gen_params* params, float penalty);
+M3_API m3_status m3_gen_params_set_frequency_penalty(m3_gen_params* params, float penalty);
+M3_API m3_status m3_gen_params_set_seed(m3_gen_params* params, uint64_t seed);
+/* Add bias to a token's logit before sampling (-INFINITY bans it). */
+M3_API m3_status m3_gen_params_add_logit_bias(m3_gen_params* params, int32_t token, float bias);
+/* Tokens to generate per turn (a turn ends when it stops; pushing input starts a new one). */
+M3_API m3_status m3_gen_params_set_max_tokens(m3_gen_params* params, int32_t max_tokens);
+/* Extra stop tokens and stop strings. A stop string is not part of the output. */
+M3_API m3_status m3_gen_params_add_stop_token(m3_gen_params* params, int32_t token);
+M3_API m3_status m3_gen_params_add_stop_string(m3_gen_params* params, const char* text);
+/* ignore != 0: do not stop at the model's end-of-sequence tokens. */
+M3_API m3_status m3_gen_params_set_ignore_eos(m3_gen_params* params, int ignore);
+/* add != 0 (default): the first text pushed into an empty session gets the tokenizer's
+ * special tokens (e.g. BOS). */
+M3_API m3_status m3_gen_params_set_add_special(m3_gen_params* params, int add);
+
+/* A generation streams output from one session; the session's state carries everything (the
+ * history costs nothing). Input can be pushed at any time: before the first token (the
+ * prompt) or between tokens (a dialogue turn, a live ASR feed); it is fed before the next
+ * token is produced.
+ * Thread safety: one thread at a time, except m3_generation_cancel (any thread). While a
+ * generation exists, its session must not be used through other calls concurrently. */
+typedef struct m3_generation m3_generation;
+
+typedef enum m3_finish_reason M3_ENUM_BASE {
+  M3_FINISH_NONE = 0,        /* still running                                   */
+  M3_FINISH_EOS = 1,         /* an end-of-sequence token was sampled (not emitted) */
+  M3_FINISH_STOP_TOKEN = 2,  /* a stop token was sampled (not emitted)          */
+  M3_FINISH_STOP_STRING = 3, /* a stop string appeared (cut from the output)    */
+  M3_FINISH_MAX_TOKENS = 4,  /* max_tokens tokens were produced this turn       */
+  M3_FINISH_CANCELLED = 5    /* m3_generation_cancel                            */
+} m3_finish_reason;
+
+/* [stable] Start a generation on a session (which must outlive it). */
+M3_API m3_status m3_generation_create(m3_session* session, const m3_gen_params* params,
+                                      m3_generation** out_generation);
+M3_API void m3_generation_free(m3_generation* generation); /* NULL is a no-op */
+
+/* [stable] Append input. Text needs the model's tokenizer; empty text or invalid UTF-8 is
+ * M3_ERR_INVALID_ARGUMENT. Pushing after the generation finished starts a new turn. */
+M3_API m3_status m3_generation_push_text(m3_generation* generation, const char* text, size_t len);
+M3_API m3_status m3_generation_push_tokens(m3_generation* generation, const int32_t* tokens, size_t n_tokens);
+
+/* [stable] Pull style. Feeds pending input, then produces the next token. On return:
+ *  - *out_token is the token (or -1 when none was produced: a flush or the end);
+ *  - the text piece goes to piece (two-call pattern on *out_len; with M3_ERR_BUFFER_TOO_SMALL
+ *    nothing is consumed, call again with a larger buffer). Pieces never split a UTF-8
+ *    character and never contain (a prefix of) a stop string that may still complete, so
+ *    a piece can be empty while text is held back;
+ *  - *out_finish (may be NULL) is M3_FINISH_NONE while running, else why it stopped. The
+ *    call that reports the finish may still carry a last (flushed) piece.
+ * Calling it again after a finish returns M3_OK with token -1, an empty piece and the same
+ * reason, until new input is pushed. Calling it with no input ever pushed to an empty
+ * session is M3_ERR_INVALID_ARGUMENT. */
+M3_API m3_status m3_generation_next(m3_generation* generation, int32_t* out_token, char* piece, size_t capacity,
+                                    size_t* out_len, m3_finish_reason* out_finish);
+
+/* Per-token callback for m3_generation_run: called on the thread that called run, with
+ * token -1 for a final flushed piece. piece is not NUL-terminated. Return non-zero to stop
+ * (the finish reason is then M3_FINISH_CANCELLED). */
+typedef int (*m3_piece_callback)(void* user_data, int32_t token, const char* piece, size_t piece_len);
+
+/* [stable] Push style: produce tokens until the turn finishes, calling callback for each. */
+M3_API m3_status m3_generation_run(m3_generation* generation, m3_piece_callback callback, void* user_data,
+                                   m3_finish_reason* out_finish);
+
+/* [stable] Ask a running generation to stop. Thread safety: any thread. It takes effect
+ * between tokens and between prefill chunks; the interrupted call reports
+ * M3_FINISH_CANCELLED, and input not yet fed stays pending. */
+M3_API m3_status m3_generation_cancel(m3_generation* generation);
+
+typedef enum m3_gen_stat M3_ENUM_BASE {
+  M3_STAT_PROMPT_TOKENS = 0,   /* tokens fed (prompt and pushed input)              */
+  M3_STAT_GENERATED_TOKENS = 1,/* tokens produced                                   */
+  M3_STAT_TTFT_MS = 2,         /* first next/run call to the first token             */
+  M3_STAT_PREFILL_TOK_S = 3,   /* fed tokens per second of feeding                   */
+  M3_STAT_DECODE_TOK_S = 4     /* produced tokens per second of decoding + sampling  */
+} m3_gen_stat;
+
+/* [stable] Timing and counts since the generation was created. */
+M3_API m3_status m3_generation_stat(const m3_generation* generation, m3_gen_stat stat, double* out_value);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

@@ -5,7 +5,8 @@ namespace cli {
 Args::Args(const std::vector<std::string>& argv, const std::set<std::string>& value_options,
            const std::set<std::string>& flag_options) {
   for (std::size_t i = 0; i < argv.size(); ++i) {
-    const std::string& a = argv[i];
+    // "-n" is the one short option (llama.cpp users type it); everything else is --long.
+    const std::string a = argv[i] == "-n" ? "--n" : argv[i];
     if (a.rfind("--", 0) != 0) throw UsageError("unexpected argument '" + a + "'");
     const std::string name = a.substr(2);
     if (flag_options.count(name)) {

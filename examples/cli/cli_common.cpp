@@ -1,3 +1,5 @@
+#include <cstdlib>
+#include <filesystem>
 #include <stdexcept>
 
 #include "cli_args.h"
@@ -15,6 +17,17 @@ m3_backend parse_backend(const std::string& name) {
   if (name == "vulkan") return M3_BACKEND_VULKAN;
   if (name == "cuda") return M3_BACKEND_CUDA;
   throw UsageError("unknown backend '" + name + "' (expected auto, cpu, vulkan or cuda)");
+}
+
+std::string default_model_dir() {
+  if (const char* env = std::getenv("MAMBA3RT_MODEL"); env && *env) return env;
+  std::error_code ec;
+  const auto exe_dir = std::filesystem::read_symlink("/proc/self/exe", ec).parent_path();
+  for (const char* rel : {"../share/mamba3rt/models/default", "../models/default"}) {
+    const auto dir = exe_dir / rel;
+    if (!ec && std::filesystem::is_directory(dir, ec)) return dir.lexically_normal().string();
+  }
+  throw UsageError("no --model given and no bundled default model found (set MAMBA3RT_MODEL or pass --model DIR)");
 }
 
 m3_model* load_model(const std::string& dir, m3_backend backend) {

@@ -12,9 +12,15 @@ namespace cli {
 // Each returns the process exit code. Errors are reported on stderr.
 int run_info(const std::vector<std::string>& args);
 int run_logits(const std::vector<std::string>& args);
+int run_tokenize(const std::vector<std::string>& args);
+int run_generate(const std::vector<std::string>& args);
+int run_chat(const std::vector<std::string>& args);
 
 // Shared helpers.
 m3_backend parse_backend(const std::string& name);
+// The model used when --model is not given: $MAMBA3RT_MODEL, else the bundled default model
+// next to the executable (<exe>/../share/mamba3rt/models/default or <exe>/../models/default).
+std::string default_model_dir();
 // Loads a model or throws std::runtime_error with m3_last_error().
 m3_model* load_model(const std::string& dir, m3_backend backend);
 // Throws std::runtime_error("<what>: <status>: <m3_last_error()>") when status != M3_OK.

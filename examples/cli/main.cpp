@@ -21,6 +21,12 @@ const Command kCommands[] = {
     {"logits", cli::run_logits,
      "logits --model DIR --tokens IN.safetensors --out OUT.safetensors [--mode prefill|step|split] "
      "[--backend auto|cpu|vulkan|cuda]"},
+    {"generate", cli::run_generate,
+     "generate [--model DIR] --prompt TEXT [-n N] [--temp T --top-k K --top-p P --min-p M --repeat-penalty R "
+     "[--repeat-last-n N] --presence-penalty X --frequency-penalty X --seed S | --greedy] [--stop TEXT] "
+     "[--ignore-eos] [--backend B]"},
+    {"chat", cli::run_chat, "chat [--model DIR] [sampling options as for generate] [-n N per answer]"},
+    {"tokenize", cli::run_tokenize, "tokenize (--model DIR | --tokenizer FILE.json) (--text T | --file F) [--special]"},
 };
 
 void print_usage(FILE* out) {

@@ -19,6 +19,10 @@ void set_last_error(const std::string& message) {
 void clear_last_error() { t_last_error.clear(); }
 const char* last_error() { return t_last_error.c_str(); }
 
+void require_non_null(const void* p, const char* what) {
+  if (!p) throw m3::Error(M3_ERR_INVALID_ARGUMENT, std::string(what) + " is NULL");
+}
+
 m3_status handle_current_exception() {
   try {
     throw;

@@ -14,6 +14,13 @@ const char* last_error();
 
 m3_status handle_current_exception();
 
+// Throws M3_ERR_INVALID_ARGUMENT "<what> is NULL" for a null pointer argument.
+void require_non_null(const void* p, const char* what);
+template <class T>
+void require(const T* p, const char* what) {
+  require_non_null(static_cast<const void*>(p), what);
+}
+
 // Runs body (which returns void); returns M3_OK or the status of what it threw.
 template <class Body>
 m3_status guarded(Body&& body) noexcept {

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "api/api_guard.h"
+#include "api/handles.h"
 #include "backend.h"
 #include "common/error.h"
 #include "mamba3rt.h"
@@ -13,28 +14,11 @@
 #include "session/session.h"
 #include "session/state_blob.h"
 
-struct m3_model_params {
-  m3::LoadOptions options;
-};
-
-struct m3_model {
-  // Sessions share ownership, so freeing the handle before its sessions is safe.
-  std::shared_ptr<const m3::Model> model;
-};
-
-struct m3_session {
-  std::unique_ptr<m3::Session> session;
-};
-
 namespace {
 
 using m3::fail;
 using m3::api::guarded;
-
-template <class T>
-void require(const T* p, const char* what) {
-  if (!p) fail(M3_ERR_INVALID_ARGUMENT, std::string(what) + " is NULL");
-}
+using m3::api::require;
 
 }  // namespace
 
@@ -114,7 +98,8 @@ m3_status m3_model_load(const char* model_dir, const m3_model_params* params, m3
     require(model_dir, "model_dir");
     m3::LoadOptions options = params ? params->options : m3::LoadOptions{};
     std::shared_ptr<const m3::Model> model = m3::Model::load(model_dir, options);
-    *out_model = new m3_model{std::move(model)};
+    *out_model = new m3_model{std::move(model), {}};
+    (*out_model)->tokenizer.tokenizer = (*out_model)->model->tokenizer();
   });
 }
 

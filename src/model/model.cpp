@@ -10,8 +10,10 @@
 #include "backend.h"
 #include "common/error.h"
 #include "common/hash.h"
+#include "model/eos_tokens.h"
 #include "model/pytorch_checkpoint_reader.h"
 #include "model/safetensors_reader.h"
+#include "tokenizer/tokenizer.h"
 
 namespace m3 {
 namespace {
@@ -65,6 +67,15 @@ std::unique_ptr<Model> Model::load(const std::string& dir, const LoadOptions& op
   h.update(m->config_.canonical());
   h.update_value(m->weights_.content_hash);
   m->fingerprint_ = h.digest();
+
+  const std::string tokenizer_path = dir + "/tokenizer.json";
+  if (is_file(tokenizer_path)) {
+    m->tokenizer_ = Tokenizer::from_file(tokenizer_path);
+    if (m->tokenizer_->vocab_size() > m->config_.vocab_size)
+      fail(M3_ERR_FORMAT, tokenizer_path + ": has token ids up to " + std::to_string(m->tokenizer_->vocab_size() - 1) +
+                              " but the model's vocab_size is " + std::to_string(m->config_.vocab_size));
+  }
+  m->eos_tokens_ = find_eos_tokens(dir, m->tokenizer_.get(), m->config_.vocab_size);
 
   m->backend_ = create_backend(options.backend, m->config_, m->weights_, m->layout_);
   return m;

@@ -16,6 +16,7 @@
 namespace m3 {
 
 class Backend;
+class Tokenizer;
 
 struct LoadOptions {
   m3_backend backend = M3_BACKEND_AUTO;
@@ -34,6 +35,10 @@ class Model {
   Backend& backend() const { return *backend_; }
   uint64_t fingerprint() const { return fingerprint_; }
   const std::string& weights_path() const { return weights_path_; }
+  // The directory's tokenizer.json, or null when there is none.
+  const Tokenizer* tokenizer() const { return tokenizer_.get(); }
+  // Token ids that end a generation (may be empty).
+  const std::vector<int32_t>& eos_tokens() const { return eos_tokens_; }
 
  private:
   Model() = default;
@@ -45,6 +50,8 @@ class Model {
   std::unique_ptr<Backend> backend_;
   uint64_t fingerprint_ = 0;
   std::string weights_path_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::vector<int32_t> eos_tokens_;
 };
 
 }  // namespace m3

@@ -1,0 +1,44 @@
+// mamba3rt generate: stream the continuation of a prompt to stdout as it is produced.
+#include <cstdio>
+#include <memory>
+
+#include "cli_args.h"
+#include "commands.h"
+#include "generation_options.h"
+
+namespace cli {
+namespace {
+
+int print_piece(void*, int32_t, const char* piece, size_t len) {
+  std::fwrite(piece, 1, len, stdout);
+  std::fflush(stdout);
+  return 0;
+}
+
+}  // namespace
+
+int run_generate(const std::vector<std::string>& argv) {
+  auto values = generation_value_options();
+  values.insert("prompt");
+  Args args(argv, values, generation_flag_options());
+  const std::string prompt = args.require("prompt");
+  std::unique_ptr<m3_gen_params, void (*)(m3_gen_params*)> params(make_gen_params(args, 128), m3_gen_params_destroy);
+
+  std::unique_ptr<m3_model, void (*)(m3_model*)> model(
+      load_model(args.get("model") ? *args.get("model") : default_model_dir(), parse_backend(args.get_or("backend", "auto"))),
+      m3_model_free);
+  m3_session* s = nullptr;
+  check(m3_session_create(model.get(), &s), "creating a session");
+  std::unique_ptr<m3_session, void (*)(m3_session*)> session(s, m3_session_free);
+  m3_generation* g = nullptr;
+  check(m3_generation_create(session.get(), params.get(), &g), "starting generation");
+  std::unique_ptr<m3_generation, void (*)(m3_generation*)> generation(g, m3_generation_free);
+
+  check(m3_generation_push_text(g, prompt.data(), prompt.size()), "prompt");
+  m3_finish_reason finish = M3_FINISH_NONE;
+  check(m3_generation_run(g, print_piece, nullptr, &finish), "generating");
+  print_stats(g);
+  return 0;
+}
+
+}  // namespace cli

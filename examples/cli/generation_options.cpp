@@ -1,0 +1,84 @@
+#include "generation_options.h"
+
+#include <cstdio>
+#include <stdexcept>
+
+#include "commands.h"
+
+namespace cli {
+namespace {
+
+float to_float(const std::string& name, const std::string& v) {
+  try {
+    std::size_t used = 0;
+    float f = std::stof(v, &used);
+    if (used == v.size()) return f;
+  } catch (...) {
+  }
+  throw UsageError("--" + name + " expects a number, got '" + v + "'");
+}
+
+long long to_int(const std::string& name, const std::string& v) {
+  try {
+    std::size_t used = 0;
+    long long i = std::stoll(v, &used);
+    if (used == v.size()) return i;
+  } catch (...) {
+  }
+  throw UsageError("--" + name + " expects an integer, got '" + v + "'");
+}
+
+}  // namespace
+
+std::set<std::string> generation_value_options() {
+  return {"model", "backend", "n", "temp", "top-k", "top-p", "min-p", "repeat-penalty", "repeat-last-n",
+          "presence-penalty", "frequency-penalty", "seed", "stop"};
+}
+
+std::set<std::string> generation_flag_options() { return {"greedy", "ignore-eos"}; }
+
+m3_gen_params* make_gen_params(const Args& args, int32_t default_max_tokens) {
+  m3_gen_params* p = nullptr;
+  check(m3_gen_params_create(&p), "generation params");
+  auto set = [&](m3_status s, const char* what) {
+    if (s != M3_OK) {
+      m3_gen_params_destroy(p);
+      throw UsageError(std::string(what) + ": " + m3_last_error());
+    }
+  };
+  set(m3_gen_params_set_max_tokens(p, static_cast<int32_t>(to_int("n", args.get_or("n", std::to_string(default_max_tokens))))), "-n");
+  if (args.flag("greedy")) {
+    for (const char* o : {"temp", "top-k", "top-p", "min-p", "seed"})
+      if (args.get(o)) throw UsageError(std::string("--greedy excludes --") + o);
+    set(m3_gen_params_set_greedy(p), "--greedy");
+  }
+  if (auto v = args.get("temp")) set(m3_gen_params_set_temperature(p, to_float("temp", *v)), "--temp");
+  if (auto v = args.get("top-k")) set(m3_gen_params_set_top_k(p, static_cast<int32_t>(to_int("top-k", *v))), "--top-k");
+  if (auto v = args.get("top-p")) set(m3_gen_params_set_top_p(p, to_float("top-p", *v)), "--top-p");
+  if (auto v = args.get("min-p")) set(m3_gen_params_set_min_p(p, to_float("min-p", *v)), "--min-p");
+  if (auto v = args.get("repeat-penalty"))
+    set(m3_gen_params_set_repeat_penalty(p, to_float("repeat-penalty", *v),
+                                         static_cast<int32_t>(to_int("repeat-last-n", args.get_or("repeat-last-n", "64")))),
+        "--repeat-penalty");
+  if (auto v = args.get("presence-penalty"))
+    set(m3_gen_params_set_presence_penalty(p, to_float("presence-penalty", *v)), "--presence-penalty");
+  if (auto v = args.get("frequency-penalty"))
+    set(m3_gen_params_set_frequency_penalty(p, to_float("frequency-penalty", *v)), "--frequency-penalty");
+  if (auto v = args.get("seed")) set(m3_gen_params_set_seed(p, static_cast<uint64_t>(to_int("seed", *v))), "--seed");
+  if (auto v = args.get("stop")) set(m3_gen_params_add_stop_string(p, v->c_str()), "--stop");
+  if (args.flag("ignore-eos")) set(m3_gen_params_set_ignore_eos(p, 1), "--ignore-eos");
+  return p;
+}
+
+void print_stats(const m3_generation* g) {
+  auto stat = [&](m3_gen_stat s) {
+    double v = 0;
+    m3_generation_stat(g, s, &v);
+    return v;
+  };
+  std::fprintf(stderr, "\n[prompt %.0f tokens, %.1f tok/s | generated %.0f tokens, %.1f tok/s | first token %.1f ms]\n",
+               stat(M3_STAT_PROMPT_TOKENS), stat(M3_STAT_PREFILL_TOK_S), stat(M3_STAT_GENERATED_TOKENS),
+               stat(M3_STAT_DECODE_TOK_S), stat(M3_STAT_TTFT_MS));
+}
+
+}  // namespace cli

@@ -1,0 +1,22 @@
+// The sampling/stopping options shared by `generate` and `chat`.
+#pragma once
+
+#include <set>
+#include <string>
+
+#include "cli_args.h"
+#include "mamba3rt.h"
+
+namespace cli {
+
+// Option names (without --) that take a value / are flags.
+std::set<std::string> generation_value_options();
+std::set<std::string> generation_flag_options();
+
+// Builds m3_gen_params from parsed options; the caller destroys it.
+m3_gen_params* make_gen_params(const Args& args, int32_t default_max_tokens);
+
+// Prints timing statistics of a generation to stderr.
+void print_stats(const m3_generation* generation);
+
+}  // namespace cli

@@ -1,0 +1,65 @@
+#include "model/eos_tokens.h"
+
+#include <sys/stat.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "common/error.h"
+#include "tokenizer/tokenizer.h"
+
+namespace m3 {
+namespace {
+
+bool read_json(const std::string& path, nlohmann::json* out) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return false;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(M3_ERR_IO, path + ": cannot open");
+  std::ostringstream text;
+  text << in.rdbuf();
+  try {
+    *out = nlohmann::json::parse(text.str());
+  } catch (const nlohmann::json::exception& e) {
+    fail(M3_ERR_FORMAT, path + ": malformed JSON: " + e.what());
+  }
+  return true;
+}
+
+void add_id(const nlohmann::json& v, const std::string& where, int64_t vocab, std::vector<int32_t>& ids) {
+  if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() >= vocab)
+    fail(M3_ERR_FORMAT, where + ": eos_token_id " + v.dump() + " is not a token id in [0, " + std::to_string(vocab) + ")");
+  ids.push_back(static_cast<int32_t>(v.get<int64_t>()));
+}
+
+}  // namespace
+
+std::vector<int32_t> find_eos_tokens(const std::string& dir, const Tokenizer* tokenizer, int64_t vocab_size) {
+  std::vector<int32_t> ids;
+  nlohmann::json j;
+  const std::string gen = dir + "/generation_config.json";
+  if (read_json(gen, &j) && j.is_object() && j.contains("eos_token_id") && !j["eos_token_id"].is_null()) {
+    const auto& v = j["eos_token_id"];
+    if (v.is_array())
+      for (const auto& x : v) add_id(x, gen, vocab_size, ids);
+    else
+      add_id(v, gen, vocab_size, ids);
+    return ids;
+  }
+  if (!tokenizer) return ids;
+  const std::string tc = dir + "/tokenizer_config.json";
+  if (read_json(tc, &j) && j.is_object() && j.contains("eos_token")) {
+    const auto& v = j["eos_token"];
+    const nlohmann::json* content = v.is_object() && v.contains("content") ? &v["content"] : &v;
+    if (content->is_string()) {
+      if (auto id = tokenizer->token_id(content->get<std::string>())) return {*id};
+      fail(M3_ERR_FORMAT, tc + ": eos_token " + content->dump() + " is not in the tokenizer");
+    }
+  }
+  for (const char* name : {"<|endoftext|>", "<|end_of_text|>", "<|eot_id|>", "</s>", "<eos>"})
+    if (auto id = tokenizer->token_id(name); id && tokenizer->is_special(*id) && *id < vocab_size) ids.push_back(*id);
+  return ids;
+}
+
+}  // namespace m3
