@@ -151,6 +151,11 @@ TEST(TokenizerBpe, ContinuingSubwordPrefixAndEndOfWordSuffix) {
   k["model"]["end_of_word_suffix"] = "</w>";
   EXPECT_EQ(load(k)->encode("ab", false), (Ids{2}));
   EXPECT_EQ(load(k)->encode("bb", false), (Ids{3, 1}));
+  // Empty strings (what HF's ByteLevelBPETokenizer writes) are the same as none.
+  json e = make_json(abc_vocab(), {"b c", "a b", "a bc"});
+  e["model"]["continuing_subword_prefix"] = "";
+  e["model"]["end_of_word_suffix"] = "";
+  EXPECT_EQ(load(e)->encode("abc", false), (Ids{5}));
 }
 
 // ---------------------------------------------------------------- byte-level pre-tokenizer
@@ -287,6 +292,9 @@ TEST(TokenizerPost, BertProcessingWrapsTheSequence) {
   json j = make_json(small_byte_vocab(), small_byte_merges(), byte_level_pre(false));
   j["post_processor"] = {{"type", "BertProcessing"}, {"sep", {"b", 1}}, {"cls", {"a", 0}}};
   EXPECT_EQ(load(j)->encode("ab", true), (Ids{0, 3, 1}));
+  EXPECT_EQ(load(j)->encode("ab", false), (Ids{3}));
+  j["post_processor"] = {{"type", "RobertaProcessing"}, {"sep", {"b", 1}}, {"cls", {"a", 0}}, {"trim_offsets", true}, {"add_prefix_space", false}};
+  EXPECT_EQ(load(j)->encode("ab", true), (Ids{0, 3, 1}));
 }
 
 // ---------------------------------------------------------------- normalizers
@@ -298,6 +306,20 @@ TEST(TokenizerNormalizer, LowercaseAndNfc) {
   EXPECT_EQ(t->encode("AB", false), (Ids{3}));
   // E + combining acute -> É (NFC) -> é (lowercase) = C3 A9.
   EXPECT_EQ(t->encode("E\xCC\x81", false), (Ids{18}));
+}
+
+TEST(TokenizerNormalizer, StripReplacePrepend) {
+  json j = make_json(small_byte_vocab(), small_byte_merges(), byte_level_pre(false));
+  j["normalizer"] = {{"type", "Sequence"},
+                     {"normalizers",
+                      {{{"type", "Strip"}, {"strip_left", true}, {"strip_right", true}},
+                       {{"type", "Replace"}, {"pattern", {{"String", "x"}}}, {"content", "ab"}},
+                       {{"type", "Prepend"}, {"prepend", " "}}}}};
+  // "  x \t" -> "x" -> "ab" -> " ab" -> Ġab.
+  EXPECT_EQ(load(j)->encode("  x \t", false), (Ids{5}));
+  // Replace with a regex: every run of digits becomes "a".
+  j["normalizer"] = {{"type", "Replace"}, {"pattern", {{"Regex", "\\p{N}+"}}}, {"content", "a"}};
+  EXPECT_EQ(load(j)->encode("12b", false), (Ids{3}));
 }
 
 TEST(TokenizerNormalizer, NormalizedAddedTokensMatchAfterNormalization) {

@@ -2,7 +2,7 @@
 
 #include <cstdio>
 #include <mutex>
-#include <queue>
+#include <algorithm>
 
 #include "common/error.h"
 #include "common/quote.h"
@@ -61,20 +61,22 @@ BpeModel::BpeModel(BpeConfig config, const std::string& where)
   std::string joined;
   for (std::size_t rank = 0; rank < config.merges.size(); ++rank) {
     const auto& [a, b] = config.merges[rank];
-    const std::string at = where_ + ": merge " + std::to_string(rank) + " (" + quote_for_message(a) + ", " +
-                           quote_for_message(b) + ")";
+    // Messages are built only on failure: this loop runs for every merge of big vocabularies.
+    auto at = [&, rank] {
+      return where_ + ": merge " + std::to_string(rank) + " (" + quote_for_message(a) + ", " + quote_for_message(b) + ")";
+    };
     auto ia = vocab_.find(a);
     auto ib = vocab_.find(b);
-    if (ia == vocab_.end() || ib == vocab_.end()) fail(M3_ERR_FORMAT, at + " uses a token that is not in the vocab");
+    if (ia == vocab_.end() || ib == vocab_.end()) fail(M3_ERR_FORMAT, at() + " uses a token that is not in the vocab");
     // The merged token drops the continuing-subword prefix of the right part, as HF does.
     if (b.size() < prefix_.size() || (b.size() > prefix_.size() &&
                                       (static_cast<unsigned char>(b[prefix_.size()]) & 0xC0) == 0x80)) {
-      fail(M3_ERR_FORMAT, at + ": right part shorter than the continuing_subword_prefix");
+      fail(M3_ERR_FORMAT, at() + ": right part shorter than the continuing_subword_prefix");
     }
     joined.assign(a);
     joined.append(b, prefix_.size());
     auto ij = vocab_.find(joined);
-    if (ij == vocab_.end()) fail(M3_ERR_FORMAT, at + ": merged token " + quote_for_message(joined) + " is not in the vocab");
+    if (ij == vocab_.end()) fail(M3_ERR_FORMAT, at() + ": merged token " + quote_for_message(joined) + " is not in the vocab");
     // A repeated pair takes its last rank (HF collects the merges into a map in order).
     merges_[pair_key(ia->second, ib->second)] = MergeTarget{static_cast<uint32_t>(rank), ij->second};
   }
@@ -174,26 +176,56 @@ void BpeModel::merge_word(std::string_view word, std::vector<int32_t>& out) cons
   if (unk_id >= 0) add(unk_id, unk_len);
 
   // HF's merge loop: a heap ordered by (rank, position); stale entries are skipped when the
-  // pair at that position no longer produces the same token.
+  // pair at that position no longer produces the same token. A 4-ary heap, like HF's: long
+  // pre-tokens (megabytes of digits) push millions of entries and shallow heaps miss less.
   struct Candidate {
     uint32_t rank;
     int32_t pos;
     int32_t new_id;
-    bool operator>(const Candidate& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
+    bool before(const Candidate& o) const { return rank != o.rank ? rank < o.rank : pos < o.pos; }
   };
-  std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> queue;
+  std::vector<Candidate> heap;
+  heap.reserve(symbols.size());
+  auto push = [&heap](Candidate c) {
+    std::size_t i = heap.size();
+    heap.push_back(c);
+    while (i > 0) {
+      const std::size_t parent = (i - 1) / 4;
+      if (!heap[i].before(heap[parent])) break;
+      std::swap(heap[i], heap[parent]);
+      i = parent;
+    }
+  };
+  auto pop = [&heap]() {
+    const Candidate top = heap.front();
+    heap.front() = heap.back();
+    heap.pop_back();
+    const std::size_t n = heap.size();
+    std::size_t i = 0;
+    while (true) {
+      const std::size_t first = 4 * i + 1;
+      if (first >= n) break;
+      std::size_t best = first;
+      for (std::size_t c = first + 1; c < std::min(first + 4, n); ++c) {
+        if (heap[c].before(heap[best])) best = c;
+      }
+      if (!heap[best].before(heap[i])) break;
+      std::swap(heap[i], heap[best]);
+      i = best;
+    }
+    return top;
+  };
   auto lookup = [&](int32_t a, int32_t b) -> const MergeTarget* {
     auto it = merges_.find(pair_key(a, b));
     return it == merges_.end() ? nullptr : &it->second;
   };
   for (std::size_t k = 0; k + 1 < symbols.size(); ++k) {
     if (const MergeTarget* m = lookup(symbols[k].id, symbols[k + 1].id)) {
-      queue.push(Candidate{m->rank, static_cast<int32_t>(k), m->id});
+      push(Candidate{m->rank, static_cast<int32_t>(k), m->id});
     }
   }
-  while (!queue.empty()) {
-    const Candidate top = queue.top();
-    queue.pop();
+  while (!heap.empty()) {
+    const Candidate top = pop();
     Symbol& cur = symbols[static_cast<std::size_t>(top.pos)];
     if (cur.len == 0 || cur.next == -1) continue;
     const int32_t right_pos = cur.next;
@@ -209,11 +241,11 @@ void BpeModel::merge_word(std::string_view word, std::vector<int32_t>& out) cons
 
     if (cur.prev >= 0) {
       const Symbol& prev = symbols[static_cast<std::size_t>(cur.prev)];
-      if (const MergeTarget* pm = lookup(prev.id, cur.id)) queue.push(Candidate{pm->rank, cur.prev, pm->id});
+      if (const MergeTarget* pm = lookup(prev.id, cur.id)) push(Candidate{pm->rank, cur.prev, pm->id});
     }
     if (cur.next >= 0) {
       const Symbol& next = symbols[static_cast<std::size_t>(cur.next)];
-      if (const MergeTarget* nm = lookup(cur.id, next.id)) queue.push(Candidate{nm->rank, top.pos, nm->id});
+      if (const MergeTarget* nm = lookup(cur.id, next.id)) push(Candidate{nm->rank, top.pos, nm->id});
     }
   }
   for (const Symbol& s : symbols) {

@@ -14,9 +14,11 @@
 
 namespace m3 {
 
+// Transparent hash (lookups by string_view without a copy). Deliberately not noexcept: that makes
+// libstdc++ cache hash codes in the nodes, which big vocab tables need to stay fast.
 struct StringHash {
   using is_transparent = void;
-  std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
 };
 using Vocab = std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>>;
 

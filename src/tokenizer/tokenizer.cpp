@@ -3,8 +3,8 @@
 #include "tokenizer/tokenizer.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include "common/error.h"
 #include "tokenizer/byte_level.h"
@@ -20,11 +20,12 @@ class HfTokenizer final : public Tokenizer {
     // HF decides "special" by the token's string, so a vocab entry spelled like a special
     // token is skipped by decode(skip_special) too.
     special_.assign(static_cast<std::size_t>(p_.vocab_size), false);
-    for (int32_t id = 0; id < p_.vocab_size; ++id) {
-      const std::string* s = token_string(id);
-      if (s != nullptr && std::find(p_.special_contents.begin(), p_.special_contents.end(), *s) != p_.special_contents.end()) {
-        special_[static_cast<std::size_t>(id)] = true;
-      }
+    for (const std::string& content : p_.special_contents) {
+      auto id = p_.model->token_to_id(content);
+      if (id && !p_.added_display.contains(*id)) special_[static_cast<std::size_t>(*id)] = true;
+    }
+    for (const auto& [id, display] : p_.added_display) {
+      if (p_.special_contents.contains(display)) special_[static_cast<std::size_t>(id)] = true;
     }
   }
 
@@ -110,12 +111,17 @@ std::unique_ptr<Tokenizer> Tokenizer::from_json(std::string_view json_text, cons
 }
 
 std::unique_ptr<Tokenizer> Tokenizer::from_file(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) fail(M3_ERR_IO, path + ": not a readable file");
+  const auto size = std::filesystem::file_size(path, ec);
+  if (ec) fail(M3_ERR_IO, path + ": cannot read file size");
+  if (size > (std::uintmax_t{1} << 30)) fail(M3_ERR_UNSUPPORTED, path + ": tokenizer.json larger than 1 GiB");
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(M3_ERR_IO, path + ": cannot open tokenizer file");
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  if (in.bad()) fail(M3_ERR_IO, path + ": read error");
-  return from_json(buf.str(), path);
+  std::string text(static_cast<std::size_t>(size), '\0');
+  in.read(text.data(), static_cast<std::streamsize>(size));
+  if (static_cast<std::uintmax_t>(in.gcount()) != size) fail(M3_ERR_IO, path + ": read error");
+  return from_json(text, path);
 }
 
 }  // namespace m3

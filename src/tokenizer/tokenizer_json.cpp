@@ -198,7 +198,11 @@ BpeConfig parse_bpe(const json& m, const Ctx& ctx) {
   cfg.vocab.reserve(vocab->size());
   for (const auto& [token, id] : vocab->items()) {
     if (token.size() > kMaxTokenBytes) ctx.unsupported("model.vocab", "token longer than 16 KiB");
-    cfg.vocab.emplace(token, as_id(id, "model.vocab[" + quote_for_message(token) + "]", ctx));
+    // The common case without building a path string (this loop sees every vocab entry).
+    const int32_t value = id.is_number_unsigned() && id.get<uint64_t>() <= static_cast<uint64_t>(INT32_MAX)
+                              ? static_cast<int32_t>(id.get<uint64_t>())
+                              : as_id(id, "model.vocab[" + quote_for_message(token) + "]", ctx);
+    cfg.vocab.emplace(token, value);
   }
 
   const json* merges = member(m, "merges");
@@ -209,19 +213,19 @@ BpeConfig parse_bpe(const json& m, const Ctx& ctx) {
   const bool legacy = !merges->empty() && (*merges)[0].is_string();
   for (std::size_t k = 0; k < merges->size(); ++k) {
     const json& e = (*merges)[k];
-    const std::string where = "model.merges[" + std::to_string(k) + "]";
+    auto where = [k] { return "model.merges[" + std::to_string(k) + "]"; };
     if (legacy) {
-      if (!e.is_string()) ctx.format(where, "must be a string like the other merges");
+      if (!e.is_string()) ctx.format(where(), "must be a string like the other merges");
       const std::string& line = e.get_ref<const std::string&>();
       if (line.rfind("#version", 0) == 0) continue;
       const std::size_t sp = line.find(' ');
       if (sp == std::string::npos || line.find(' ', sp + 1) != std::string::npos) {
-        ctx.format(where, quote_for_message(line) + " is not two tokens separated by one space");
+        ctx.format(where(), quote_for_message(line) + " is not two tokens separated by one space");
       }
       cfg.merges.emplace_back(line.substr(0, sp), line.substr(sp + 1));
     } else {
       if (!e.is_array() || e.size() != 2 || !e[0].is_string() || !e[1].is_string()) {
-        ctx.format(where, "must be a pair of strings");
+        ctx.format(where(), "must be a pair of strings");
       }
       cfg.merges.emplace_back(e[0].get<std::string>(), e[1].get<std::string>());
     }
@@ -267,13 +271,14 @@ std::unique_ptr<PostProcessor> parse_post_processor(const json& p, const std::st
         special_name = get_string(*t, "id", where + ".SpecialToken", ctx);
       } else if (piece.is_string()) {
         // The string form: "$A", "$B", "$0", "$" with optional ":type_id", or a token name.
-        std::string s = piece.get<std::string>();
-        if (!s.empty() && s[0] == '$') {
-          seq_id = s.substr(1, s.find(':') == std::string::npos ? std::string::npos : s.find(':') - 1);
+        const std::string text = piece.get<std::string>();
+        if (!text.empty() && text[0] == '$') {
+          const std::size_t colon = text.find(':');
+          seq_id = text.substr(1, colon == std::string::npos ? std::string::npos : colon - 1);
           if (seq_id.empty() || seq_id == "0" || seq_id == "a") seq_id = "A";
           if (seq_id == "1" || seq_id == "b") seq_id = "B";
         } else {
-          special_name = s.substr(0, s.find(':'));
+          special_name = text.substr(0, text.find(':'));
         }
       } else {
         ctx.format(where, "must be a Sequence or SpecialToken piece");
@@ -423,10 +428,7 @@ TokenizerParts parse_tokenizer_json(std::string_view text, const std::string& so
                        " but HF tokenizers would give it id " + std::to_string(id));
       }
       parts.added_by_content[t.content] = static_cast<int32_t>(id);
-      if (t.special && std::find(parts.special_contents.begin(), parts.special_contents.end(), t.content) ==
-                           parts.special_contents.end()) {
-        parts.special_contents.push_back(t.content);
-      }
+      if (t.special) parts.special_contents.insert(t.content);  // never removed, as in HF
       AddedToken stored = t;
       stored.id = static_cast<int32_t>(id);
       by_id[static_cast<int32_t>(id)] = stored;

@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "tokenizer/added_tokens.h"
@@ -26,7 +27,7 @@ struct TokenizerParts {
   // What decode shows for an added token: its content, normalized when the token is.
   std::unordered_map<int32_t, std::string> added_display;
   std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> added_by_content;
-  std::vector<std::string> special_contents;  // HF's special_tokens_set
+  std::unordered_set<std::string> special_contents;  // HF's special_tokens_set
   int32_t vocab_size = 0;
 };
 

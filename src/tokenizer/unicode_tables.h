@@ -1,4 +1,4 @@
-// Unicode data for the normalizers (generated into unicode_tables.cpp by gen_unicode_tables.py).
+// Unicode data for the normalizers (generated into unicode_tables.cpp by tools/gen_unicode_tables.py).
 #pragma once
 
 #include <cstddef>

