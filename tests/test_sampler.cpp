@@ -752,6 +752,35 @@ TEST(SamplerBias, MinusInfinityBansAndFiniteBiasShifts) {
   EXPECT_EQ(observed(r, logits, 5000).count(1), 0u);
 }
 
+TEST(SamplerBias, TiesBetweenAdjustedAndPlainTokensGoToTheLowerId) {
+  // Token 90's adjusted logit (by bias or penalty) equals token 50's plain one: the lower id
+  // wins, wherever the two are looked at.
+  std::vector<float> logits(100, 0.0f);
+  logits[50] = 1.0f;
+  SamplingParams g = greedy();
+  g.logit_bias = {{90, 1.0f}};
+  EXPECT_EQ(greedy_after(g, logits, {}), 50);
+  g.logit_bias = {{90, 1.5f}};
+  EXPECT_EQ(greedy_after(g, logits, {}), 90);
+
+  std::vector<float> penalised = logits;
+  penalised[90] = 2.0f;
+  SamplingParams pp = greedy();
+  pp.presence_penalty = 1.0f;  // 2.0 - 1.0 = 1.0
+  EXPECT_EQ(greedy_after(pp, penalised, {90}), 50);
+
+  // top-k boundary: 50 and 60 plain at 1.0, 90 biased to 1.0; k = 2 keeps {50, 60}.
+  logits[60] = 1.0f;
+  SamplingParams k = sampling(100.0f);
+  k.top_k = 2;
+  k.logit_bias = {{90, 1.0f}};
+  Sampler s(k, 100);
+  EXPECT_EQ(observed(s, logits, 2000), (std::set<int>{50, 60}));
+  k.top_k = 3;
+  Sampler s3(k, 100);
+  EXPECT_EQ(observed(s3, logits, 2000), (std::set<int>{50, 60, 90}));
+}
+
 TEST(SamplerDegenerate, AllMinusInfinityOrNaNDoesNotCrash) {
   const std::vector<float> all_neg_inf(6, -kInf);
   const std::vector<float> all_nan(6, kNaN);
@@ -786,6 +815,25 @@ TEST(SamplerDegenerate, NaNLogitsAreNeverChosen) {
   k.top_k = 4;
   Sampler sk(k, 5);
   EXPECT_EQ(observed(sk, logits, 5000), (std::set<int>{1, 3}));
+}
+
+TEST(SamplerDegenerate, InfinityPlusMinusInfinityIsMinusInfinity) {
+  // A +inf bias on a -inf or NaN logit gives NaN, which counts as -inf: never chosen.
+  // (The last position matters: a NaN there would survive a running maximum.)
+  const std::vector<float> logits{kNaN, 1.0f, -kInf, 0.0f, 0.5f, -kInf};
+  for (int32_t k : {0, 2}) {
+    for (float t : {0.0f, 1.0f}) {
+      SamplingParams p = sampling(t);
+      p.top_k = k;
+      p.logit_bias = {{0, kInf}, {2, kInf}, {5, kInf}};
+      Sampler s(p, 6);
+      const std::set<int> seen = observed(s, logits, 3000);
+      const std::set<int> expected = t == 0.0f ? std::set<int>{1}
+                                     : k == 2   ? std::set<int>{1, 4}
+                                                : std::set<int>{1, 3, 4};
+      EXPECT_EQ(seen, expected) << "k " << k << " T " << t;
+    }
+  }
 }
 
 TEST(SamplerDegenerate, ExtremeTemperaturesAndLogits) {

@@ -6,6 +6,10 @@
 #include <limits>
 #include <string>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "common/error.h"
 
 namespace m3 {
@@ -21,6 +25,10 @@ constexpr float kPosInf = std::numeric_limits<float>::infinity();
 constexpr int kBands = 256;
 constexpr double kBandsPerUnitLogit = 4.0 / 0.69314718055994530942;  // 4 / ln 2
 
+// The full-vocabulary scans work on blocks of kBlock logits with fixed-size inner loops,
+// which compilers vectorize; most blocks are dismissed by one test.
+constexpr size_t kBlock = 16;
+
 std::string num(double v) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.9g", v);
@@ -32,6 +40,64 @@ std::string num(double v) {
 }
 
 float nan_to_neg_inf(float x) { return std::isnan(x) ? kNegInf : x; }
+
+// out[i] = in[i], NaN -> -inf. The buffers never overlap (in is the caller's, out ours);
+// saying so lets the compiler vectorize without a runtime overlap check.
+void copy_sanitized(const float* __restrict in, float* __restrict out, size_t n) {
+  size_t i = 0;
+  for (; i + kBlock <= n; i += kBlock)
+    for (size_t j = 0; j < kBlock; ++j) out[i + j] = nan_to_neg_inf(in[i + j]);
+  for (; i < n; ++i) out[i] = nan_to_neg_inf(in[i]);
+}
+
+// Whether any of p[0 .. kBlock) is > bar, or >= bar when or_equal (always false for NaN).
+// This test runs on every block of the vocabulary, so it gets SSE2 where there is SSE2
+// (compilers vectorize the plain loop at some optimisation levels only); the result is the
+// same either way.
+#if defined(__SSE2__)
+inline bool block_any_above(const float* p, float bar, bool or_equal) {
+  static_assert(kBlock == 16);
+  const __m128 b = _mm_set1_ps(bar);
+  const __m128 x0 = _mm_loadu_ps(p), x1 = _mm_loadu_ps(p + 4);
+  const __m128 x2 = _mm_loadu_ps(p + 8), x3 = _mm_loadu_ps(p + 12);
+  __m128 any;
+  if (or_equal) {
+    any = _mm_or_ps(_mm_or_ps(_mm_cmpge_ps(x0, b), _mm_cmpge_ps(x1, b)),
+                    _mm_or_ps(_mm_cmpge_ps(x2, b), _mm_cmpge_ps(x3, b)));
+  } else {
+    any = _mm_or_ps(_mm_or_ps(_mm_cmpgt_ps(x0, b), _mm_cmpgt_ps(x1, b)),
+                    _mm_or_ps(_mm_cmpgt_ps(x2, b), _mm_cmpgt_ps(x3, b)));
+  }
+  return _mm_movemask_ps(any) != 0;
+}
+#else
+inline bool block_any_above(const float* p, float bar, bool or_equal) {
+  int any = 0;
+  if (or_equal) {
+    for (size_t j = 0; j < kBlock; ++j) any |= p[j] >= bar;
+  } else {
+    for (size_t j = 0; j < kBlock; ++j) any |= p[j] > bar;
+  }
+  return any != 0;
+}
+#endif
+
+inline float max2(float a, float b) { return a > b ? a : b; }
+
+// Maximum of a[0 .. n) (no NaN in a), as a tree of independent comparisons per block.
+float max_of(const float* a, size_t n) {
+  float best = kNegInf;
+  size_t i = 0;
+  for (; i + kBlock <= n; i += kBlock) {
+    const float* p = a + i;
+    float m[8];
+    for (size_t j = 0; j < 8; ++j) m[j] = max2(p[j], p[j + 8]);
+    for (size_t j = 0; j < 4; ++j) m[j] = max2(m[j], m[j + 4]);
+    best = max2(best, max2(max2(m[0], m[2]), max2(m[1], m[3])));
+  }
+  for (; i < n; ++i) best = max2(best, a[i]);
+  return best;
+}
 
 struct Better {
   template <class C>
@@ -119,6 +185,8 @@ Sampler::Sampler(const SamplingParams& params, int32_t n_vocab)
   }
 
   adjusted_.resize(n);
+  touched_.assign(n, 0);
+  overrides_.reserve(bias_.size() + distinct_.capacity());
   candidates_.resize(n);
   weights_.resize(n);
 }
@@ -174,46 +242,124 @@ void Sampler::reset() {
 }
 
 // ---- sampling --------------------------------------------------------------------------
+//
+// The adjusted logit of token i is: the input logit (NaN -> -inf), plus its logit_bias, then
+// the penalties, NaN -> -inf again. Only the tokens with a bias or in the penalty window
+// ("touched" ones) differ from the input. The greedy and top-k paths read the caller's
+// logits directly and take the touched tokens from adjusted_ (computed for them only);
+// sample_full, which visits every token several times, materialises adjusted_ in full.
 
-void Sampler::apply_bias_and_penalties(std::span<const float> logits) {
-  const size_t n = static_cast<size_t>(n_vocab_);
+void Sampler::adjust_touched(const float* logits, bool full) {
   float* a = adjusted_.data();
-  for (size_t i = 0; i < n; ++i) a[i] = nan_to_neg_inf(logits[i]);
-  for (const auto& [id, value] : bias_) a[id] = nan_to_neg_inf(a[id] + value);
+  overrides_.clear();
+  for (const auto& [id, value] : bias_) {  // bias_ has one entry per id
+    a[id] = nan_to_neg_inf(logits[id]) + value;
+    touched_[id] = 1;
+    overrides_.push_back(id);
+  }
   if (penalties_active_) {
     const float rp = params_.repeat_penalty;
     const float presence = params_.presence_penalty;
     const float frequency = params_.frequency_penalty;
-    for (int32_t t : distinct_) {  // each distinct token of the window once
+    for (int32_t t : distinct_) {  // each distinct token of the window once, after its bias
+      if (!touched_[t]) {
+        a[t] = nan_to_neg_inf(logits[t]);
+        touched_[t] = 1;
+        overrides_.push_back(t);
+      }
       float x = a[t];
       if (rp != 1.0f) x = x > 0.0f ? x / rp : x * rp;
       x -= static_cast<float>(counts_[t]) * frequency + presence;
-      a[t] = nan_to_neg_inf(x);
+      a[t] = x;
     }
   }
+  for (int32_t t : overrides_) {
+    a[t] = nan_to_neg_inf(a[t]);  // e.g. -inf + inf, or inf - inf
+    if (full) touched_[t] = 0;    // sample_full reads adjusted_ only
+  }
+}
+
+void Sampler::clear_touched() {
+  for (int32_t t : overrides_) touched_[t] = 0;
 }
 
 int32_t Sampler::sample(std::span<const float> logits) {
   if (logits.size() < static_cast<size_t>(n_vocab_))
     invalid("sample: " + std::to_string(logits.size()) + " logits given, n_vocab is " +
             std::to_string(n_vocab_));
-  apply_bias_and_penalties(logits);
-  const float* a = adjusted_.data();
+  const float* in = logits.data();
+  const bool greedy = !(params_.temperature > 0.0f);
 
-  if (!(params_.temperature > 0.0f)) {  // greedy: argmax, ties to the lowest id; no RNG
-    int32_t best = 0;
-    float best_logit = a[0];
-    for (int32_t i = 1; i < n_vocab_; ++i)
-      if (a[i] > best_logit) best_logit = a[i], best = i;
-    return best;  // id 0 when every logit is -inf
+  if (greedy || (params_.top_k > 0 && params_.top_k < n_vocab_)) {
+    adjust_touched(in, false);
+    const size_t count = select_best(in, greedy ? 1 : static_cast<size_t>(params_.top_k));
+    clear_touched();
+    // Greedy: the argmax, ties to the lowest id; no random number is drawn.
+    if (greedy) return count > 0 ? candidates_[0].id : 0;  // 0: every logit is -inf
+    const double u = rng_.next_double();  // exactly one draw per non-greedy call
+    if (count == 0) return 0;
+    return sample_top_k(u, count);
   }
 
-  const double u = rng_.next_double();  // exactly one draw per non-greedy call
-  if (params_.top_k > 0 && params_.top_k < n_vocab_) return sample_top_k(u);
-  float max_logit = kNegInf;
-  for (int32_t i = 0; i < n_vocab_; ++i) max_logit = a[i] > max_logit ? a[i] : max_logit;
+  const double u = rng_.next_double();
+  const size_t n = static_cast<size_t>(n_vocab_);
+  copy_sanitized(in, adjusted_.data(), n);
+  adjust_touched(in, true);
+  const float max_logit = max_of(adjusted_.data(), n);
   if (max_logit == kNegInf) return 0;  // nothing has probability > 0: the argmax, id 0
   return sample_full(u, max_logit);
+}
+
+// The k best tokens (canonical order: adjusted logit desc, id asc; -inf never) into
+// candidates_[0 .. count), sorted; returns count = min(k, number of tokens > -inf).
+//
+// A buffer of up to 2k candidates is cut to the k best with nth_element whenever it fills,
+// and the k-th best becomes the admission bar. Each cut costs O(k) and frees k slots, so
+// the scan is O(V) amortized, and after the first cuts almost every block of the input is
+// dismissed by a single vectorised test. Admission compares (logit, id) in full, since the
+// touched tokens are admitted first, out of id order.
+size_t Sampler::select_best(const float* logits, size_t k) {
+  const size_t n = static_cast<size_t>(n_vocab_);
+  Candidate* c = candidates_.data();
+  const uint8_t* touched = touched_.data();
+  const size_t limit = std::min(n, 2 * k);
+  size_t count = 0;
+  float bar = kNegInf;  // with bar_id -1: nothing at -inf is admitted
+  int64_t bar_id = -1;
+  auto above_bar = [&](float x, int64_t id) { return x > bar || (x == bar && id < bar_id); };
+  auto admit = [&](float x, int32_t id) {  // x is above the bar
+    c[count++] = Candidate{x, id};
+    if (count == limit && count > k) {
+      std::nth_element(c, c + (k - 1), c + count, Better{});
+      bar = c[k - 1].logit;
+      bar_id = c[k - 1].id;
+      count = k;
+    }
+  };
+  for (int32_t t : overrides_) {
+    const float x = adjusted_[static_cast<size_t>(t)];
+    if (above_bar(x, t)) admit(x, t);
+  }
+  // NaN is never above the bar; touched tokens were admitted above, with adjusted logits.
+  auto scan = [&](size_t from, size_t to) {
+    for (size_t j = from; j < to; ++j) {
+      const float x = logits[j];
+      if (above_bar(x, static_cast<int64_t>(j)) && !touched[j]) admit(x, static_cast<int32_t>(j));
+    }
+  };
+  size_t at = 0;
+  for (; at + kBlock <= n; at += kBlock) {
+    // A token equal to the bar can only rank above it if its id is lower than the bar's.
+    if (block_any_above(logits + at, bar, bar_id > static_cast<int64_t>(at))) scan(at, at + kBlock);
+  }
+  scan(at, n);
+
+  if (count > k) {
+    std::nth_element(c, c + (k - 1), c + count, Better{});
+    count = k;
+  }
+  std::sort(c, c + count, Better{});
+  return count;
 }
 
 // Inverse CDF over weights_[0 .. n_keep) (canonical order), n_keep >= 1, weights_[0] > 0.
@@ -231,43 +377,15 @@ int32_t Sampler::pick(double u, size_t n_keep) const {
   return candidates_[last_positive].id;  // only reachable through rounding
 }
 
-// top_k in [1, n_vocab): O(V) selection of the k best into candidates_, then O(k log k).
-int32_t Sampler::sample_top_k(double u) {
-  const size_t k = static_cast<size_t>(params_.top_k);
-  const size_t n = static_cast<size_t>(n_vocab_);
-  const float* a = adjusted_.data();
-  Candidate* c = candidates_.data();
-
-  // Keep a buffer of up to 2k candidates; when full, cut it to the k best with nth_element
-  // and raise the admission bar to the k-th best. Each cut costs O(k) and frees k slots, so
-  // the scan is O(V) amortized. Ids are scanned in ascending order, so a later token equal
-  // to the bar ranks below it: admission is strictly "logit > bar".
-  const size_t limit = std::min(n, 2 * k);
-  size_t count = 0;
-  float bar = kNegInf;  // -inf logits are never candidates
-  for (size_t i = 0; i < n; ++i) {
-    const float x = a[i];
-    if (!(x > bar)) continue;
-    c[count++] = Candidate{x, static_cast<int32_t>(i)};
-    if (count == limit && count > k) {
-      std::nth_element(c, c + (k - 1), c + count, Better{});
-      bar = c[k - 1].logit;
-      count = k;
-    }
-  }
-  if (count > k) {
-    std::nth_element(c, c + (k - 1), c + count, Better{});
-    count = k;
-  }
-  if (count == 0) return 0;  // every logit is -inf: the argmax, id 0
-  std::sort(c, c + count, Better{});
-
+// candidates_[0 .. count) are the top-k, sorted, count >= 1: softmax over them (top-k
+// renormalises), then top-p, min-p, draw. O(k).
+int32_t Sampler::sample_top_k(double u, size_t count) {
+  const Candidate* c = candidates_.data();
   const float max_logit = c[0].logit;
   const WeightFn weight{static_cast<double>(max_logit), inv_temperature_, max_logit == kPosInf};
   double total = 0.0;
   for (size_t i = 0; i < count; ++i) total += (weights_[i] = weight(c[i].logit));
 
-  // top-p over the distribution renormalised to the top-k survivors.
   size_t keep = count;
   if (params_.top_p < 1.0f) {
     const double target = static_cast<double>(params_.top_p) * total;

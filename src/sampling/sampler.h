@@ -27,6 +27,25 @@ struct SamplingParams {
   std::vector<std::pair<int32_t, float>> logit_bias;  // added to the logit; -inf bans a token
 };
 
+// Semantics in detail (tests/test_sampler.cpp checks each point):
+//  - Adjusted logit = input (NaN counts as -inf) + logit_bias (duplicate ids add up), then
+//    for each distinct token among the last repeat_last_n accepted ones (count c > 0):
+//    x = x > 0 ? x / repeat_penalty : x * repeat_penalty; x -= c * frequency + presence.
+//  - Canonical order: adjusted logit descending (= probability descending), id ascending.
+//    Greedy returns the first token in it; top-k keeps the first k (-inf never counts).
+//  - Softmax at temperature T over the top-k survivors (all tokens without top-k), in
+//    double; +inf logits share the mass equally. top-p on that distribution keeps the
+//    smallest prefix with cumulative probability >= top_p; min-p then keeps p >= min_p * p_max.
+//    The survivors are renormalised and one uniform u in [0, 1) picks the first of them (in
+//    canonical order) whose cumulative probability exceeds u.
+//  - Every non-greedy sample() takes exactly one number from the RNG (xoshiro256**, seeded
+//    by SplitMix64, sampling/rng.h); greedy takes none. If every adjusted logit is -inf,
+//    sample() returns 0.
+//  - accept() throws for ids outside [0, n_vocab), and keeps no history when no penalty is
+//    active. sample() throws if logits.size() < n_vocab.
+//  - Cost per sample() on V = n_vocab: greedy and top-k O(V) + O(k log k) (one pass over
+//    the input, no copy); otherwise O(V) exp() calls plus sorting only the tokens that the
+//    top-p cut or the draw reaches (O(V log V) for a flat distribution).
 class Sampler {
  public:
   // n_vocab: number of valid token ids (logits beyond it are padding and never sampled).
@@ -53,8 +72,10 @@ class Sampler {
     int32_t id;
   };
 
-  void apply_bias_and_penalties(std::span<const float> logits);
-  int32_t sample_top_k(double u);
+  void adjust_touched(const float* logits, bool full);
+  void clear_touched();
+  size_t select_best(const float* logits, size_t k);
+  int32_t sample_top_k(double u, size_t count);
   int32_t sample_full(double u, float max_logit);
   int32_t pick(double u, size_t n_keep) const;
   void history_add(int32_t token);
@@ -80,8 +101,10 @@ class Sampler {
   std::vector<int32_t> ring_;
   size_t ring_head_ = 0;
 
-  // Scratch, sized n_vocab at construction; sample() never allocates.
-  std::vector<float> adjusted_;         // logits after NaN -> -inf, bias and penalties
+  // Scratch, sized at construction; sample() never allocates.
+  std::vector<float> adjusted_;         // adjusted logits: all (sample_full) or touched ones
+  std::vector<uint8_t> touched_;        // 1 for the tokens in overrides_ during a sample()
+  std::vector<int32_t> overrides_;      // tokens with a bias or a penalty this call
   std::vector<Candidate> candidates_;   // selection / partial-sort workspace
   std::vector<double> weights_;         // exp((logit - max) / T) of the sorted prefix
   std::array<double, 256> bucket_mass_{};  // sample_full: mass per logit band (see .cpp)
