@@ -405,3 +405,37 @@ TEST(Version, AbiAndVersion) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(BadTokenizer, MalformedTokenizerJsonFailsTheModelLoad) {
+  ModelDir d;
+  write_file(d.path() + "/tokenizer.json", "{\"model\": {\"type\": \"BPE\", ");
+  expect_load_error(d.path(), M3_ERR_FORMAT, "tokenizer.json");
+}
+
+TEST(BadTokenizer, UnsupportedPreTokenizerIsNamed) {
+  ModelDir d;
+  std::string json = read_file("data/tokenizers/tiny_301.json");
+  const auto at = json.find("\"pre_tokenizer\"");
+  ASSERT_NE(at, std::string::npos);
+  const auto type = json.find("\"type\"", at);
+  const auto value_begin = json.find('"', json.find(':', type) + 1);
+  const auto value_end = json.find('"', value_begin + 1);
+  json.replace(value_begin, value_end - value_begin + 1, "\"Metaspace\"");
+  write_file(d.path() + "/tokenizer.json", json);
+  expect_load_error(d.path(), M3_ERR_UNSUPPORTED, "Metaspace");
+}
+
+TEST(BadTokenizer, TokenizerLargerThanTheModelVocab) {
+  ModelDir d;  // siso_basic has 301 tokens
+  fs::copy_file("data/tokenizers/tiny_301.json", d.path() + "/tokenizer.json");
+  m3_model* ok = test::load(d.path());
+  EXPECT_NE(ok, nullptr);
+  m3_model_free(ok);
+  fs::remove(d.path() + "/tokenizer.json");
+  ASSERT_EQ(std::system(("/usr/bin/python3 ../tools/make_test_tokenizer.py 400 " + d.path() + "/tokenizer.json").c_str()), 0);
+  expect_load_error(d.path(), M3_ERR_FORMAT, "vocab_size");
+}
+
+}  // namespace

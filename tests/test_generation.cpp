@@ -418,3 +418,19 @@ TEST_F(Generation, CliTokenizePrintsIds) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(CliChat, AnswersEachLineOnOneSession) {
+  const std::string dir = test::copy_to_temp(std::string(test::kGoldenDir) + "/siso_basic");
+  std::filesystem::copy_file("data/tokenizers/tiny_301.json", dir + "/tokenizer.json");
+  int rc = 0;
+  const std::string out = run_stdout("printf 'hello there\\nhow are you\\n' | " + std::string(MAMBA3RT_CLI) +
+                                         " chat --model " + dir + " --greedy -n 5 --ignore-eos",
+                                     &rc);
+  EXPECT_EQ(rc, 0);
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 2) << out;  // one answer line per input line
+  test::remove_tree(dir);
+}
+
+}  // namespace
