@@ -26,6 +26,7 @@ const Command kCommands[] = {
      "[--repeat-last-n N] --presence-penalty X --frequency-penalty X --seed S | --greedy] [--stop TEXT] "
      "[--ignore-eos] [--backend B]"},
     {"chat", cli::run_chat, "chat [--model DIR] [sampling options as for generate] [-n N per answer]"},
+    {"perplexity", cli::run_perplexity, "perplexity [--model DIR] --file TEXT_FILE [--json] [--backend B]"},
     {"tokenize", cli::run_tokenize, "tokenize (--model DIR | --tokenizer FILE.json) (--text T | --file F) [--special]"},
 };
 
