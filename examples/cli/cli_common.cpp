@@ -23,9 +23,12 @@ std::string default_model_dir() {
   if (const char* env = std::getenv("MAMBA3RT_MODEL"); env && *env) return env;
   std::error_code ec;
   const auto exe_dir = std::filesystem::read_symlink("/proc/self/exe", ec).parent_path();
-  for (const char* rel : {"../share/mamba3rt/models/default", "../models/default"}) {
-    const auto dir = exe_dir / rel;
-    if (!ec && std::filesystem::is_directory(dir, ec)) return dir.lexically_normal().string();
+  if (!ec) {
+    for (const char* rel : {"../share/mamba3rt/models/default", "../models/default"}) {
+      const auto dir = exe_dir / rel;
+      std::error_code missing;
+      if (std::filesystem::is_directory(dir, missing)) return dir.lexically_normal().string();
+    }
   }
   throw UsageError("no --model given and no bundled default model found (set MAMBA3RT_MODEL or pass --model DIR)");
 }

@@ -86,10 +86,14 @@ def main():
     model = Mamba3LM(Mamba3Config.from_dict(cfg_json)).to(device)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"parameters: {n_params}", flush=True)
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    # Weight decay on the matrices only; the per-head parameters (biases, D, mimo_*) are exempt.
+    small = ("dt_bias", "B_bias", "C_bias", "mixer.D", "mimo_")
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and not any(k in n for k in small)]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2 or any(k in n for k in small)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.95))
+    if device.type == "cuda" and hasattr(model, "compile_blocks"):
+        print(f"compiled blocks: {model.compile_blocks()}", flush=True)  # keeps state_dict names
     gen = torch.Generator().manual_seed(args.seed)
     stream = batches(train, args.batch, args.seq, gen, device)
 
