@@ -11,16 +11,6 @@
 #include "generation_options.h"
 
 namespace cli {
-namespace {
-
-int print_piece(void*, int32_t, const char* piece, size_t len) {
-  std::fwrite(piece, 1, len, stdout);
-  std::fflush(stdout);
-  return 0;
-}
-
-}  // namespace
-
 int run_chat(const std::vector<std::string>& argv) {
   Args args(argv, generation_value_options(), generation_flag_options());
   std::unique_ptr<m3_gen_params, void (*)(m3_gen_params*)> params(make_gen_params(args, 200), m3_gen_params_destroy);
@@ -52,7 +42,7 @@ int run_chat(const std::vector<std::string>& argv) {
       continue;
     }
     m3_finish_reason finish = M3_FINISH_NONE;
-    check(m3_generation_run(g, print_piece, nullptr, &finish), "generating");
+    check(m3_generation_run(g, print_piece_to_stdout, nullptr, &finish), "generating");
     std::printf("\n");
     std::fflush(stdout);
   }

@@ -7,16 +7,6 @@
 #include "generation_options.h"
 
 namespace cli {
-namespace {
-
-int print_piece(void*, int32_t, const char* piece, size_t len) {
-  std::fwrite(piece, 1, len, stdout);
-  std::fflush(stdout);
-  return 0;
-}
-
-}  // namespace
-
 int run_generate(const std::vector<std::string>& argv) {
   auto values = generation_value_options();
   values.insert("prompt");
@@ -36,7 +26,7 @@ int run_generate(const std::vector<std::string>& argv) {
 
   check(m3_generation_push_text(g, prompt.data(), prompt.size()), "prompt");
   m3_finish_reason finish = M3_FINISH_NONE;
-  check(m3_generation_run(g, print_piece, nullptr, &finish), "generating");
+  check(m3_generation_run(g, print_piece_to_stdout, nullptr, &finish), "generating");
   print_stats(g);
   return 0;
 }

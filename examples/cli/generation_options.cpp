@@ -70,6 +70,12 @@ m3_gen_params* make_gen_params(const Args& args, int32_t default_max_tokens) {
   return p;
 }
 
+int print_piece_to_stdout(void*, int32_t, const char* piece, size_t len) {
+  std::fwrite(piece, 1, len, stdout);
+  std::fflush(stdout);
+  return 0;
+}
+
 void print_stats(const m3_generation* g) {
   auto stat = [&](m3_gen_stat s) {
     double v = 0;

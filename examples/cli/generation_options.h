@@ -16,6 +16,9 @@ std::set<std::string> generation_flag_options();
 // Builds m3_gen_params from parsed options; the caller destroys it.
 m3_gen_params* make_gen_params(const Args& args, int32_t default_max_tokens);
 
+// m3_piece_callback that writes each piece to stdout at once.
+int print_piece_to_stdout(void* user_data, int32_t token, const char* piece, size_t len);
+
 // Prints timing statistics of a generation to stderr.
 void print_stats(const m3_generation* generation);
 

@@ -1,7 +1,7 @@
 """Our PyTorch implementation of the official Mamba-3 language model (`MambaLMHeadModel` with Mamba3
 blocks, state-spaces/mamba @ e9594ce), for training small models that the runtime ships.
 
-Math: /work/shared/spec/MAMBA3.md (§1-§4, gotchas §6). Parameter names and shapes are exactly those
+Math: the spec (shared/spec/MAMBA3.md beside the project) (§1-§4, gotchas §6). Parameter names and shapes are exactly those
 of the official state dict, so a `model.safetensors` written here loads in the runtime and vice versa.
 
 Two ways to run a sequence, which agree to ~1e-15 in float64 (tools/train/check_golden.py):

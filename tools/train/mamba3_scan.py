@@ -1,6 +1,6 @@
 """The Mamba-3 exponential-trapezoidal scan in parallel (chunked, "attention-like") form.
 
-Spec: /work/shared/spec/MAMBA3.md §3.5 and §4.4. Per batch element and head, with tokens t:
+Spec: the spec (shared/spec/MAMBA3.md beside the project) §3.5 and §4.4. Per batch element and head, with tokens t:
 
     y_{t,r} = sum_{s<t} exp(Lam_t - Lam_s) c_s sum_r' (q_{t,r} . k_{s,r'}) v_{s,r'}
             + gamma_t sum_r' (q_{t,r} . k_{t,r'}) v_{t,r'}
