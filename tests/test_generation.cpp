@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "generation/text_stream.h"
+#include "tokenizer/utf8.h"
 #include "test_support.h"
 
 namespace {
@@ -20,7 +21,7 @@ namespace {
 
 std::string lossy(std::string_view bytes) {
   std::string out;
-  m3::append_utf8_lossy(bytes, out, false);
+  m3::utf8::append_lossy(bytes, out, false);
   return out;
 }
 

@@ -13,12 +13,14 @@
 // constant-memory test can see any growth.
 namespace {
 std::atomic<long long> g_live_bytes{0};
+std::atomic<long long> g_allocations{0};
 }
 void* operator new(std::size_t n) {
   auto* p = static_cast<std::size_t*>(std::malloc(n + 16));
   if (!p) throw std::bad_alloc();
   *p = n;
   g_live_bytes += static_cast<long long>(n);
+  ++g_allocations;
   return reinterpret_cast<char*>(p) + 16;
 }
 void operator delete(void* p) noexcept {
@@ -233,6 +235,17 @@ TEST_P(Sessions, MemoryDoesNotGrowWithTokensDecoded) {
   const long long after_2000 = g_live_bytes.load();
   EXPECT_EQ(after_2000, after_100) << "live heap bytes changed while decoding 1900 more tokens";
   EXPECT_EQ(save(s).size(), static_cast<size_t>(test::info(model_, M3_INFO_STATE_BLOB_BYTES)));
+  m3_session_free(s);
+}
+
+TEST_P(Sessions, DecodeStepDoesNotAllocate) {
+  m3_session* s = create();
+  feed(s, test::random_tokens(5, vocab_, 32));
+  const auto tokens = test::random_tokens(50, vocab_, 33);
+  std::vector<float> logits(padded_);
+  const long long before = g_allocations.load();
+  for (int32_t t : tokens) ASSERT_EQ(m3_session_step(s, t, logits.data(), logits.size()), M3_OK);
+  EXPECT_EQ(g_allocations.load(), before) << "heap allocations on the per-token decode path";
   m3_session_free(s);
 }
 

@@ -33,6 +33,11 @@ std::string default_model_dir() {
   throw UsageError("no --model given and no bundled default model found (set MAMBA3RT_MODEL or pass --model DIR)");
 }
 
+std::string model_dir_arg(const Args& args) {
+  if (auto dir = args.get("model")) return *dir;
+  return default_model_dir();
+}
+
 m3_model* load_model(const std::string& dir, m3_backend backend) {
   m3_model_params* params = nullptr;
   check(m3_model_params_create(&params), "model params");

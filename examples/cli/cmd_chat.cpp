@@ -16,19 +16,12 @@ int run_chat(const std::vector<std::string>& argv) {
   std::unique_ptr<m3_gen_params, void (*)(m3_gen_params*)> params(make_gen_params(args, 200), m3_gen_params_destroy);
   if (!args.get("stop")) check(m3_gen_params_add_stop_string(params.get(), "\n"), "stop string");
 
-  std::unique_ptr<m3_model, void (*)(m3_model*)> model(
-      load_model(args.get("model") ? *args.get("model") : default_model_dir(), parse_backend(args.get_or("backend", "auto"))),
-      m3_model_free);
+  GenerationSetup setup = open_generation(args, params.get());
+  m3_generation* g = setup.generation.get();
   int64_t state_bytes = 0;
-  m3_model_info(model.get(), M3_INFO_STATE_BYTES, &state_bytes);
+  m3_model_info(setup.model.get(), M3_INFO_STATE_BYTES, &state_bytes);
   std::fprintf(stderr, "chat: state %.2f MiB per conversation, whatever its length. Ctrl-D to quit.\n",
                static_cast<double>(state_bytes) / (1 << 20));
-  m3_session* s = nullptr;
-  check(m3_session_create(model.get(), &s), "creating a session");
-  std::unique_ptr<m3_session, void (*)(m3_session*)> session(s, m3_session_free);
-  m3_generation* g = nullptr;
-  check(m3_generation_create(session.get(), params.get(), &g), "starting generation");
-  std::unique_ptr<m3_generation, void (*)(m3_generation*)> generation(g, m3_generation_free);
 
   std::string line;
   while (true) {

@@ -14,15 +14,8 @@ int run_generate(const std::vector<std::string>& argv) {
   const std::string prompt = args.require("prompt");
   std::unique_ptr<m3_gen_params, void (*)(m3_gen_params*)> params(make_gen_params(args, 128), m3_gen_params_destroy);
 
-  std::unique_ptr<m3_model, void (*)(m3_model*)> model(
-      load_model(args.get("model") ? *args.get("model") : default_model_dir(), parse_backend(args.get_or("backend", "auto"))),
-      m3_model_free);
-  m3_session* s = nullptr;
-  check(m3_session_create(model.get(), &s), "creating a session");
-  std::unique_ptr<m3_session, void (*)(m3_session*)> session(s, m3_session_free);
-  m3_generation* g = nullptr;
-  check(m3_generation_create(session.get(), params.get(), &g), "starting generation");
-  std::unique_ptr<m3_generation, void (*)(m3_generation*)> generation(g, m3_generation_free);
+  GenerationSetup setup = open_generation(args, params.get());
+  m3_generation* g = setup.generation.get();
 
   check(m3_generation_push_text(g, prompt.data(), prompt.size()), "prompt");
   m3_finish_reason finish = M3_FINISH_NONE;

@@ -23,8 +23,7 @@ int run_perplexity(const std::vector<std::string>& argv) {
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 
   std::unique_ptr<m3_model, void (*)(m3_model*)> model(
-      load_model(args.get("model") ? *args.get("model") : default_model_dir(),
-                 parse_backend(args.get_or("backend", "auto"))),
+      load_model(model_dir_arg(args), parse_backend(args.get_or("backend", "auto"))),
       m3_model_free);
   const m3_tokenizer* tok = nullptr;
   check(m3_model_tokenizer(model.get(), &tok), "tokenizer");

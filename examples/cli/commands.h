@@ -22,6 +22,9 @@ m3_backend parse_backend(const std::string& name);
 // The model used when --model is not given: $MAMBA3RT_MODEL, else the bundled default model
 // next to the executable (<exe>/../share/mamba3rt/models/default or <exe>/../models/default).
 std::string default_model_dir();
+class Args;
+// The --model option's value, or default_model_dir().
+std::string model_dir_arg(const Args& args);
 // Loads a model or throws std::runtime_error with m3_last_error().
 m3_model* load_model(const std::string& dir, m3_backend backend);
 // Throws std::runtime_error("<what>: <status>: <m3_last_error()>") when status != M3_OK.

@@ -70,6 +70,18 @@ m3_gen_params* make_gen_params(const Args& args, int32_t default_max_tokens) {
   return p;
 }
 
+GenerationSetup open_generation(const Args& args, const m3_gen_params* params) {
+  GenerationSetup g;
+  g.model.reset(load_model(model_dir_arg(args), parse_backend(args.get_or("backend", "auto"))));
+  m3_session* s = nullptr;
+  check(m3_session_create(g.model.get(), &s), "creating a session");
+  g.session.reset(s);
+  m3_generation* gen = nullptr;
+  check(m3_generation_create(s, params, &gen), "starting generation");
+  g.generation.reset(gen);
+  return g;
+}
+
 int print_piece_to_stdout(void*, int32_t, const char* piece, size_t len) {
   std::fwrite(piece, 1, len, stdout);
   std::fflush(stdout);

@@ -26,9 +26,4 @@ class TextStream {
   std::vector<std::string> stop_strings_;
 };
 
-// Appends the well-formed part of `bytes` to `out`, replacing each maximal invalid subpart
-// with U+FFFD (as Rust's from_utf8_lossy does). If `keep_incomplete_tail`, a trailing
-// incomplete-but-valid prefix of a character is not converted; its length is returned.
-std::size_t append_utf8_lossy(std::string_view bytes, std::string& out, bool keep_incomplete_tail);
-
 }  // namespace m3

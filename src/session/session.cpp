@@ -1,7 +1,6 @@
 #include "session/session.h"
 
 #include <cstdint>
-#include <set>
 #include <vector>
 
 #include "common/error.h"
@@ -63,21 +62,22 @@ void Session::feed(const int32_t* tokens, std::size_t n, m3_logits_mode mode, fl
 }
 
 void Session::step(int32_t token, float* logits, std::size_t capacity) {
-  Session* self = this;
-  decode_batch(&self, &token, 1, logits, capacity);
+  // The per-token path: no allocation.
+  check_tokens(&token, 1);
+  if (logits) check_logits_buffer(logits, capacity, 1, static_cast<std::size_t>(model_->config().vocab_padded));
+  StateSlot* slot = slot_.get();
+  model_->backend().decode(&slot, &token, 1, logits);
+  n_tokens_ += 1;
 }
 
 void Session::decode_batch(Session* const* sessions, const int32_t* tokens, std::size_t n, float* logits,
                            std::size_t capacity) {
   if (n == 0) return;
   const Model& model = sessions[0]->model();
-  std::set<const Session*> seen;
   std::vector<StateSlot*> slots(n);
   for (std::size_t i = 0; i < n; ++i) {
     if (&sessions[i]->model() != &model)
       fail(M3_ERR_MODEL_MISMATCH, "sessions[" + std::to_string(i) + "] belongs to a different model than sessions[0]");
-    if (!seen.insert(sessions[i]).second)
-      fail(M3_ERR_INVALID_ARGUMENT, "sessions[" + std::to_string(i) + "] appears twice in the batch");
     sessions[i]->check_tokens(tokens + i, 1);
     slots[i] = sessions[i]->slot_.get();
   }

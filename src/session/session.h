@@ -23,6 +23,7 @@ class Session {
   void reset();
   void feed(const int32_t* tokens, std::size_t n, m3_logits_mode mode, float* logits, std::size_t capacity);
   void step(int32_t token, float* logits, std::size_t capacity);
+  // The sessions must be distinct (the C API checks that before marking them in use).
   static void decode_batch(Session* const* sessions, const int32_t* tokens, std::size_t n, float* logits,
                            std::size_t capacity);
 

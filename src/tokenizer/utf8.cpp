@@ -4,8 +4,9 @@ namespace m3::utf8 {
 namespace {
 
 // Length of the valid sequence at s[i], or 0 if none. When 0, `bad_len` is the length of the
-// maximal prefix of a valid sequence (at least 1): that is one U+FFFD in from_utf8_lossy.
-std::size_t valid_len(std::string_view s, std::size_t i, std::size_t& bad_len) {
+// maximal prefix of a valid sequence (at least 1): that is one U+FFFD in from_utf8_lossy;
+// `truncated` (if given) says whether that prefix only failed because `s` ended.
+std::size_t valid_len(std::string_view s, std::size_t i, std::size_t& bad_len, bool* truncated = nullptr) {
   const auto at = [&](std::size_t k) -> int {
     return i + k < s.size() ? static_cast<unsigned char>(s[i + k]) : -1;
   };
@@ -32,6 +33,7 @@ std::size_t valid_len(std::string_view s, std::size_t i, std::size_t& bad_len) {
     const bool ok = k == 1 ? (b >= lo && b <= hi) : (b >= 0x80 && b <= 0xBF);
     if (!ok) {
       bad_len = static_cast<std::size_t>(k);
+      if (truncated) *truncated = b < 0;
       return 0;
     }
   }
@@ -74,21 +76,29 @@ void append(std::string& out, char32_t cp) {
   }
 }
 
-std::string to_valid_lossy(std::string_view bytes) {
-  std::string out;
-  out.reserve(bytes.size());
+std::size_t append_lossy(std::string_view bytes, std::string& out, bool keep_incomplete_tail) {
   std::size_t i = 0;
   while (i < bytes.size()) {
     std::size_t bad = 0;
-    const std::size_t n = valid_len(bytes, i, bad);
+    bool truncated = false;
+    const std::size_t n = valid_len(bytes, i, bad, &truncated);
     if (n > 0) {
       out.append(bytes.substr(i, n));
       i += n;
+    } else if (truncated && keep_incomplete_tail) {
+      return bytes.size() - i;  // the rest may be completed by more bytes
     } else {
       out += "\xEF\xBF\xBD";
       i += bad;
     }
   }
+  return 0;
+}
+
+std::string to_valid_lossy(std::string_view bytes) {
+  std::string out;
+  out.reserve(bytes.size());
+  append_lossy(bytes, out, false);
   return out;
 }
 

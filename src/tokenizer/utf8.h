@@ -48,4 +48,9 @@ void append(std::string& out, char32_t cp);
 // Rust's String::from_utf8_lossy (which HF's decoders use).
 std::string to_valid_lossy(std::string_view bytes);
 
+// The same, appended to `out`. With keep_incomplete_tail, a trailing valid-but-incomplete
+// sequence is left out instead of replaced (streaming: the next bytes may complete it); the
+// number of bytes left out is returned.
+std::size_t append_lossy(std::string_view bytes, std::string& out, bool keep_incomplete_tail);
+
 }  // namespace m3::utf8
