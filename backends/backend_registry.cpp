@@ -8,7 +8,8 @@ namespace m3 {
 m3_status backend_availability(m3_backend kind, std::string* why) {
   switch (kind) {
     case M3_BACKEND_AUTO:
-    case M3_BACKEND_CPU: return M3_OK;
+    case M3_BACKEND_CPU:
+    case M3_BACKEND_CPU_REFERENCE: return M3_OK;
     case M3_BACKEND_VULKAN:
       *why = "the Vulkan backend is not built into this library (not implemented yet)";
       return M3_ERR_BACKEND_UNAVAILABLE;
@@ -20,8 +21,8 @@ m3_status backend_availability(m3_backend kind, std::string* why) {
   return M3_ERR_INVALID_ARGUMENT;
 }
 
-std::unique_ptr<Backend> create_backend(m3_backend kind, const ModelConfig& config, const ModelWeights& weights,
-                                        const StateLayout& layout) {
+std::unique_ptr<Backend> create_backend(m3_backend kind, const BackendOptions& /*options*/, const ModelConfig& config,
+                                        const ModelWeights& weights, const StateLayout& layout) {
   std::string why;
   m3_status status = backend_availability(kind, &why);
   if (status != M3_OK) fail(status, "backend " + std::string(m3_backend_name(kind)) + ": " + why);

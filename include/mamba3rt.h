@@ -91,6 +91,12 @@ M3_API const char* m3_version(void);
 /* [stable] The M3_ABI_VERSION the library was built with. Thread safety: any thread. */
 M3_API uint32_t m3_abi_version(void);
 
+/* [experimental] How many handles the caller must still free, process-wide: models, model
+ * params, sessions, owned tokenizers, gen params and generations created and not yet freed
+ * (borrowed handles such as m3_model_tokenizer's are not counted). Bindings' tests use it
+ * as a leak check. Thread safety: any thread. */
+M3_API int64_t m3_live_handles(void);
+
 /* ------------------------------------------------------------------------------------ */
 /* Backends                                                                              */
 /* ------------------------------------------------------------------------------------ */
@@ -99,10 +105,11 @@ typedef enum m3_backend M3_ENUM_BASE {
   M3_BACKEND_AUTO = 0,   /* the best available: CUDA, then Vulkan, then CPU */
   M3_BACKEND_CPU = 1,
   M3_BACKEND_VULKAN = 2,
-  M3_BACKEND_CUDA = 3
+  M3_BACKEND_CUDA = 3,
+  M3_BACKEND_CPU_REFERENCE = 4 /* the scalar float32 oracle the fast paths are tested against */
 } m3_backend;
 
-/* [stable] "auto", "cpu", "vulkan", "cuda"; "unknown" otherwise. Thread safety: any thread. */
+/* [stable] "auto", "cpu", "vulkan", "cuda", "cpu-reference"; "unknown" otherwise. Thread safety: any thread. */
 M3_API const char* m3_backend_name(m3_backend backend);
 
 /* [stable] M3_OK if the backend can run here; otherwise M3_ERR_BACKEND_UNAVAILABLE and
@@ -132,6 +139,10 @@ M3_API void m3_model_params_destroy(m3_model_params* params); /* NULL is a no-op
 M3_API m3_status m3_model_params_set_backend(m3_model_params* params, m3_backend backend);
 M3_API m3_status m3_model_params_set_a_activation(m3_model_params* params,
                                                   m3_a_activation activation);
+/* [stable] Worker threads of the CPU backend (the calling thread counts as one of them).
+ * 0 (the default) means one per online CPU core; the MAMBA3RT_THREADS environment variable,
+ * when set, replaces the default but not an explicit value. Other backends ignore it. */
+M3_API m3_status m3_model_params_set_threads(m3_model_params* params, int32_t n_threads);
 
 /* [stable] Load a model directory: config.json plus model.safetensors or pytorch_model.bin
  * (official mamba_ssm tensor names; f32, bf16 or f16). params may be NULL for defaults.
@@ -166,7 +177,8 @@ typedef enum m3_model_info_key M3_ENUM_BASE {
   M3_INFO_STATE_BYTES = 17,      /* recurrent state per session, bytes (constant)      */
   M3_INFO_STATE_BLOB_BYTES = 18, /* size of a saved state blob (state + header)        */
   M3_INFO_N_PARAMS = 19,         /* parameters (tied embedding counted once)           */
-  M3_INFO_WEIGHT_BYTES = 20      /* bytes of weights as stored                         */
+  M3_INFO_WEIGHT_BYTES = 20,     /* bytes of weights as stored                         */
+  M3_INFO_THREADS = 21           /* CPU threads the backend computes with (1 off-CPU)  */
 } m3_model_info_key;
 
 /* [stable] Query one integer property of a model. Thread safety: any thread, concurrently. */

@@ -29,6 +29,8 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual m3_backend kind() const = 0;
+  // CPU threads the backend computes with (1 for device backends).
+  virtual int threads() const { return 1; }
 
   // A new slot holding the zero state.
   virtual std::unique_ptr<StateSlot> create_slot() = 0;
@@ -46,10 +48,14 @@ class Backend {
   virtual void decode(StateSlot* const* slots, const int32_t* tokens, std::size_t n, float* logits) = 0;
 };
 
+struct BackendOptions {
+  int threads = 0;  // CPU threads; 0 = MAMBA3RT_THREADS or one per core
+};
+
 // Creates the backend of the given kind (AUTO picks the best available). Throws
 // m3::Error(M3_ERR_BACKEND_UNAVAILABLE) with the reason when it cannot run here.
-std::unique_ptr<Backend> create_backend(m3_backend kind, const ModelConfig& config, const ModelWeights& weights,
-                                        const StateLayout& layout);
+std::unique_ptr<Backend> create_backend(m3_backend kind, const BackendOptions& options, const ModelConfig& config,
+                                        const ModelWeights& weights, const StateLayout& layout);
 
 // M3_OK, or M3_ERR_BACKEND_UNAVAILABLE with the reason in *why.
 m3_status backend_availability(m3_backend kind, std::string* why);

@@ -36,4 +36,16 @@ std::string Args::get_or(const std::string& name, const std::string& fallback) c
   return get(name).value_or(fallback);
 }
 
+long long Args::get_int(const std::string& name, long long fallback) const {
+  const auto v = get(name);
+  if (!v) return fallback;
+  try {
+    std::size_t used = 0;
+    long long i = std::stoll(*v, &used);
+    if (used == v->size()) return i;
+  } catch (...) {
+  }
+  throw UsageError("--" + name + " expects an integer, got '" + *v + "'");
+}
+
 }  // namespace cli

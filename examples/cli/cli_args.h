@@ -25,6 +25,8 @@ class Args {
   std::string require(const std::string& name) const;
   std::string get_or(const std::string& name, const std::string& fallback) const;
   bool flag(const std::string& name) const { return flags_.count(name) != 0; }
+  // The value as an integer (UsageError if it is not one), or fallback when absent.
+  long long get_int(const std::string& name, long long fallback) const;
 
  private:
   std::map<std::string, std::string> values_;

@@ -16,7 +16,8 @@ m3_backend parse_backend(const std::string& name) {
   if (name == "cpu") return M3_BACKEND_CPU;
   if (name == "vulkan") return M3_BACKEND_VULKAN;
   if (name == "cuda") return M3_BACKEND_CUDA;
-  throw UsageError("unknown backend '" + name + "' (expected auto, cpu, vulkan or cuda)");
+  if (name == "cpu-reference") return M3_BACKEND_CPU_REFERENCE;
+  throw UsageError("unknown backend '" + name + "' (expected auto, cpu, cpu-reference, vulkan or cuda)");
 }
 
 std::string default_model_dir() {
@@ -38,10 +39,13 @@ std::string model_dir_arg(const Args& args) {
   return default_model_dir();
 }
 
-m3_model* load_model(const std::string& dir, m3_backend backend) {
+m3_model* load_model(const std::string& dir, const Args& args) {
+  const m3_backend backend = parse_backend(args.get_or("backend", "auto"));
+  const long long threads = args.get_int("threads", 0);
   m3_model_params* params = nullptr;
   check(m3_model_params_create(&params), "model params");
   m3_status s = m3_model_params_set_backend(params, backend);
+  if (s == M3_OK) s = m3_model_params_set_threads(params, static_cast<int32_t>(threads));
   m3_model* model = nullptr;
   if (s == M3_OK) s = m3_model_load(dir.c_str(), params, &model);
   m3_model_params_destroy(params);

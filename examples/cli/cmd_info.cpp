@@ -8,8 +8,8 @@
 namespace cli {
 
 int run_info(const std::vector<std::string>& argv) {
-  Args args(argv, {"model", "backend"}, {});
-  m3_model* model = load_model(args.require("model"), parse_backend(args.get_or("backend", "auto")));
+  Args args(argv, {"model", "backend", "threads"}, {});
+  m3_model* model = load_model(args.require("model"), args);
   std::unique_ptr<m3_model, void (*)(m3_model*)> guard(model, m3_model_free);
   auto info = [&](m3_model_info_key key) {
     int64_t v = 0;

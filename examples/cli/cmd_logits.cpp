@@ -46,12 +46,12 @@ using SessionPtr = std::unique_ptr<m3_session, void (*)(m3_session*)>;
 }  // namespace
 
 int run_logits(const std::vector<std::string>& argv) {
-  Args args(argv, {"model", "tokens", "out", "mode", "backend"}, {});
+  Args args(argv, {"model", "tokens", "out", "mode", "backend", "threads"}, {});
   const std::string mode = args.get_or("mode", "prefill");
   if (mode != "prefill" && mode != "step" && mode != "split")
     throw UsageError("--mode must be prefill, step or split");
   const TokenBatch tokens = read_tokens(args.require("tokens"));
-  m3_model* model = load_model(args.require("model"), parse_backend(args.get_or("backend", "auto")));
+  m3_model* model = load_model(args.require("model"), args);
   std::unique_ptr<m3_model, void (*)(m3_model*)> model_guard(model, m3_model_free);
 
   auto info = [&](m3_model_info_key key) {

@@ -16,14 +16,14 @@
 namespace cli {
 
 int run_perplexity(const std::vector<std::string>& argv) {
-  Args args(argv, {"model", "file", "backend"}, {"json"});
+  Args args(argv, {"model", "file", "backend", "threads"}, {"json"});
   const std::string path = args.require("file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error(path + ": cannot open");
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 
   std::unique_ptr<m3_model, void (*)(m3_model*)> model(
-      load_model(model_dir_arg(args), parse_backend(args.get_or("backend", "auto"))),
+      load_model(model_dir_arg(args), args),
       m3_model_free);
   const m3_tokenizer* tok = nullptr;
   check(m3_model_tokenizer(model.get(), &tok), "tokenizer");

@@ -30,7 +30,7 @@ int run_tokenize(const std::vector<std::string>& argv) {
   std::unique_ptr<m3_tokenizer, void (*)(m3_tokenizer*)> owned(nullptr, m3_tokenizer_free);
   const m3_tokenizer* tok = nullptr;
   if (auto dir = args.get("model")) {
-    model.reset(load_model(*dir, M3_BACKEND_CPU));
+    model.reset(load_model(*dir, args));
     check(m3_model_tokenizer(model.get(), &tok), *dir);
   } else {
     m3_tokenizer* t = nullptr;

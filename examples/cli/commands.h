@@ -25,8 +25,9 @@ std::string default_model_dir();
 class Args;
 // The --model option's value, or default_model_dir().
 std::string model_dir_arg(const Args& args);
-// Loads a model or throws std::runtime_error with m3_last_error().
-m3_model* load_model(const std::string& dir, m3_backend backend);
+// Loads a model with the --backend and --threads options (when given), or throws
+// std::runtime_error with m3_last_error().
+m3_model* load_model(const std::string& dir, const Args& args);
 // Throws std::runtime_error("<what>: <status>: <m3_last_error()>") when status != M3_OK.
 void check(m3_status status, const std::string& what);
 

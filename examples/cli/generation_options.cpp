@@ -31,7 +31,7 @@ long long to_int(const std::string& name, const std::string& v) {
 }  // namespace
 
 std::set<std::string> generation_value_options() {
-  return {"model", "backend", "n", "temp", "top-k", "top-p", "min-p", "repeat-penalty", "repeat-last-n",
+  return {"model", "backend", "threads", "n", "temp", "top-k", "top-p", "min-p", "repeat-penalty", "repeat-last-n",
           "presence-penalty", "frequency-penalty", "seed", "stop"};
 }
 
@@ -72,7 +72,7 @@ m3_gen_params* make_gen_params(const Args& args, int32_t default_max_tokens) {
 
 GenerationSetup open_generation(const Args& args, const m3_gen_params* params) {
   GenerationSetup g;
-  g.model.reset(load_model(model_dir_arg(args), parse_backend(args.get_or("backend", "auto"))));
+  g.model.reset(load_model(model_dir_arg(args), args));
   m3_session* s = nullptr;
   check(m3_session_create(g.model.get(), &s), "creating a session");
   g.session.reset(s);

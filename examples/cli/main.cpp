@@ -17,16 +17,16 @@ struct Command {
 };
 
 const Command kCommands[] = {
-    {"info", cli::run_info, "info --model DIR [--backend auto|cpu|vulkan|cuda]"},
+    {"info", cli::run_info, "info --model DIR [--backend auto|cpu|cpu-reference|vulkan|cuda] [--threads N]"},
     {"logits", cli::run_logits,
      "logits --model DIR --tokens IN.safetensors --out OUT.safetensors [--mode prefill|step|split] "
-     "[--backend auto|cpu|vulkan|cuda]"},
+     "[--backend B] [--threads N]"},
     {"generate", cli::run_generate,
      "generate [--model DIR] --prompt TEXT [-n N] [--temp T --top-k K --top-p P --min-p M --repeat-penalty R "
      "[--repeat-last-n N] --presence-penalty X --frequency-penalty X --seed S | --greedy] [--stop TEXT] "
-     "[--ignore-eos] [--backend B]"},
+     "[--ignore-eos] [--backend B] [--threads N]"},
     {"chat", cli::run_chat, "chat [--model DIR] [sampling options as for generate] [-n N per answer]"},
-    {"perplexity", cli::run_perplexity, "perplexity [--model DIR] --file TEXT_FILE [--json] [--backend B]"},
+    {"perplexity", cli::run_perplexity, "perplexity [--model DIR] --file TEXT_FILE [--json] [--backend B] [--threads N]"},
     {"tokenize", cli::run_tokenize, "tokenize (--model DIR | --tokenizer FILE.json) (--text T | --file F) [--special]"},
 };
 

@@ -1,5 +1,6 @@
 #include "api/api_guard.h"
 
+#include <atomic>
 #include <new>
 
 #include "common/error.h"
@@ -7,7 +8,12 @@
 namespace m3::api {
 namespace {
 thread_local std::string t_last_error;
-}
+std::atomic<int64_t> g_live_handles{0};
+}  // namespace
+
+void handle_created() { g_live_handles.fetch_add(1, std::memory_order_relaxed); }
+void handle_freed() { g_live_handles.fetch_sub(1, std::memory_order_relaxed); }
+int64_t live_handles() { return g_live_handles.load(std::memory_order_relaxed); }
 
 void set_last_error(const std::string& message) {
   try {

@@ -2,6 +2,7 @@
 // that no C++ exception ever crosses the C ABI.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "mamba3rt.h"
@@ -13,6 +14,11 @@ void clear_last_error();
 const char* last_error();
 
 m3_status handle_current_exception();
+
+// The m3_live_handles() counter: every create/free pair of a caller-owned handle calls these.
+void handle_created();
+void handle_freed();
+int64_t live_handles();
 
 // Throws M3_ERR_INVALID_ARGUMENT "<what> is NULL" for a null pointer argument.
 void require_non_null(const void* p, const char* what);

@@ -44,6 +44,7 @@ const char* m3_status_name(m3_status status) {
 const char* m3_last_error(void) { return m3::api::last_error(); }
 const char* m3_version(void) { return MAMBA3RT_VERSION_STRING; }
 uint32_t m3_abi_version(void) { return M3_ABI_VERSION; }
+int64_t m3_live_handles(void) { return m3::api::live_handles(); }
 
 const char* m3_backend_name(m3_backend backend) {
   switch (backend) {
@@ -51,6 +52,7 @@ const char* m3_backend_name(m3_backend backend) {
     case M3_BACKEND_CPU: return "cpu";
     case M3_BACKEND_VULKAN: return "vulkan";
     case M3_BACKEND_CUDA: return "cuda";
+    case M3_BACKEND_CPU_REFERENCE: return "cpu-reference";
   }
   return "unknown";
 }
@@ -68,17 +70,30 @@ m3_status m3_model_params_create(m3_model_params** out_params) {
     require(out_params, "out_params");
     *out_params = nullptr;
     *out_params = new m3_model_params();
+    m3::api::handle_created();
   });
 }
 
-void m3_model_params_destroy(m3_model_params* params) { delete params; }
+void m3_model_params_destroy(m3_model_params* params) {
+  if (params) m3::api::handle_freed();
+  delete params;
+}
 
 m3_status m3_model_params_set_backend(m3_model_params* params, m3_backend backend) {
   return guarded([&] {
     require(params, "params");
-    if (backend < M3_BACKEND_AUTO || backend > M3_BACKEND_CUDA)
+    if (backend < M3_BACKEND_AUTO || backend > M3_BACKEND_CPU_REFERENCE)
       fail(M3_ERR_INVALID_ARGUMENT, "unknown backend value " + std::to_string(static_cast<int>(backend)));
     params->options.backend = backend;
+  });
+}
+
+m3_status m3_model_params_set_threads(m3_model_params* params, int32_t n_threads) {
+  return guarded([&] {
+    require(params, "params");
+    if (n_threads < 0 || n_threads > 1024)
+      fail(M3_ERR_INVALID_ARGUMENT, "n_threads must be 0 (one per core) or 1..1024, got " + std::to_string(n_threads));
+    params->options.threads = n_threads;
   });
 }
 
@@ -100,10 +115,14 @@ m3_status m3_model_load(const char* model_dir, const m3_model_params* params, m3
     std::shared_ptr<const m3::Model> model = m3::Model::load(model_dir, options);
     *out_model = new m3_model{std::move(model), {}};
     (*out_model)->tokenizer.tokenizer = (*out_model)->model->tokenizer();
+    m3::api::handle_created();
   });
 }
 
-void m3_model_free(m3_model* model) { delete model; }
+void m3_model_free(m3_model* model) {
+  if (model) m3::api::handle_freed();
+  delete model;
+}
 
 m3_status m3_model_info(const m3_model* model, m3_model_info_key key, int64_t* out_value) {
   return guarded([&] {
@@ -138,6 +157,7 @@ m3_status m3_model_info(const m3_model* model, m3_model_info_key key, int64_t* o
         break;
       case M3_INFO_N_PARAMS: v = w.n_params; break;
       case M3_INFO_WEIGHT_BYTES: v = w.weight_bytes; break;
+      case M3_INFO_THREADS: v = model->model->backend().threads(); break;
       default: fail(M3_ERR_INVALID_ARGUMENT, "unknown model info key " + std::to_string(static_cast<int>(key)));
     }
     *out_value = v;
@@ -150,10 +170,14 @@ m3_status m3_session_create(m3_model* model, m3_session** out_session) {
     *out_session = nullptr;
     require(model, "model");
     *out_session = new m3_session{std::make_unique<m3::Session>(model->model)};
+    m3::api::handle_created();
   });
 }
 
-void m3_session_free(m3_session* session) { delete session; }
+void m3_session_free(m3_session* session) {
+  if (session) m3::api::handle_freed();
+  delete session;
+}
 
 m3_status m3_session_reset(m3_session* session) {
   return guarded([&] {
@@ -233,6 +257,7 @@ m3_status m3_session_fork(const m3_session* session, m3_session** out_session) {
     require(session, "session");
     m3::Session::InUse use(*session->session);
     *out_session = new m3_session{session->session->fork()};
+    m3::api::handle_created();
   });
 }
 

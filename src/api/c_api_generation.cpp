@@ -50,11 +50,15 @@ m3_status m3_tokenizer_load(const char* path, m3_tokenizer** out_tokenizer) {
     t->owned = m3::Tokenizer::from_file(path);
     t->tokenizer = t->owned.get();
     *out_tokenizer = t.release();
+    m3::api::handle_created();
   });
 }
 
 void m3_tokenizer_free(m3_tokenizer* tokenizer) {
-  if (tokenizer && tokenizer->owned) delete tokenizer;  // borrowed views belong to their model
+  if (tokenizer && tokenizer->owned) {  // borrowed views belong to their model
+    m3::api::handle_freed();
+    delete tokenizer;
+  }
 }
 
 m3_status m3_model_tokenizer(const m3_model* model, const m3_tokenizer** out_tokenizer) {
@@ -117,10 +121,14 @@ m3_status m3_gen_params_create(m3_gen_params** out_params) {
     require(out_params, "out_params");
     *out_params = nullptr;
     *out_params = new m3_gen_params();
+    m3::api::handle_created();
   });
 }
 
-void m3_gen_params_destroy(m3_gen_params* params) { delete params; }
+void m3_gen_params_destroy(m3_gen_params* params) {
+  if (params) m3::api::handle_freed();
+  delete params;
+}
 
 m3_status m3_gen_params_set_temperature(m3_gen_params* params, float temperature) {
   return guarded([&] {
@@ -226,10 +234,14 @@ m3_status m3_generation_create(m3_session* session, const m3_gen_params* params,
     require(session, "session");
     const m3::GenerationParams defaults;
     *out_generation = new m3_generation{m3::Generation(*session->session, params ? params->params : defaults), {}};
+    m3::api::handle_created();
   });
 }
 
-void m3_generation_free(m3_generation* generation) { delete generation; }
+void m3_generation_free(m3_generation* generation) {
+  if (generation) m3::api::handle_freed();
+  delete generation;
+}
 
 m3_status m3_generation_push_text(m3_generation* generation, const char* text, size_t len) {
   return guarded([&] {

@@ -77,7 +77,7 @@ std::unique_ptr<Model> Model::load(const std::string& dir, const LoadOptions& op
   }
   m->eos_tokens_ = find_eos_tokens(dir, m->tokenizer_.get(), m->config_.vocab_size);
 
-  m->backend_ = create_backend(options.backend, m->config_, m->weights_, m->layout_);
+  m->backend_ = create_backend(options.backend, BackendOptions{options.threads}, m->config_, m->weights_, m->layout_);
   return m;
 }
 

@@ -21,6 +21,7 @@ class Tokenizer;
 struct LoadOptions {
   m3_backend backend = M3_BACKEND_AUTO;
   m3_a_activation a_activation = M3_A_ACTIVATION_FROM_CONFIG;
+  int threads = 0;  // CPU threads; 0 = MAMBA3RT_THREADS or one per core
 };
 
 class Model {
