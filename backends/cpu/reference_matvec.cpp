@@ -36,18 +36,18 @@ void matvec_rows(const WeightMatrix& w, int64_t row_begin, int64_t row_end, cons
   const int64_t n = w.cols;
   for (int64_t r = row_begin; r < row_end; ++r) {
     float s = 0;
-    switch (w.dtype) {
-      case DType::F32: {
+    switch (w.type) {
+      case WeightType::F32: {
         const float* row = static_cast<const float*>(w.data) + r * n;
         s = dot(n, x, [row](int64_t c) { return row[c]; });
         break;
       }
-      case DType::BF16: {
+      case WeightType::BF16: {
         const uint16_t* row = static_cast<const uint16_t*>(w.data) + r * n;
         s = dot(n, x, [row](int64_t c) { return bf16_to_f32(row[c]); });
         break;
       }
-      case DType::F16: {
+      case WeightType::F16: {
         const uint16_t* row = static_cast<const uint16_t*>(w.data) + r * n;
         const float* table = f16_table();
         s = dot(n, x, [row, table](int64_t c) { return table[row[c]]; });
@@ -60,7 +60,8 @@ void matvec_rows(const WeightMatrix& w, int64_t row_begin, int64_t row_end, cons
 }
 
 void load_row(const WeightMatrix& w, int64_t row, float* out) {
-  for (int64_t c = 0; c < w.cols; ++c) out[c] = read_float(w.data, w.dtype, row * w.cols + c);
+  const DType dtype = w.type == WeightType::BF16 ? DType::BF16 : w.type == WeightType::F16 ? DType::F16 : DType::F32;
+  for (int64_t c = 0; c < w.cols; ++c) out[c] = read_float(w.data, dtype, row * w.cols + c);
 }
 
 }  // namespace m3::cpu

@@ -21,6 +21,10 @@ float read_float(const void* data, DType dtype, int64_t i) {
 
 namespace {
 
+WeightType float_weight_type(DType dtype) {
+  return dtype == DType::BF16 ? WeightType::BF16 : dtype == DType::F16 ? WeightType::F16 : WeightType::F32;
+}
+
 class TensorBinder {
  public:
   TensorBinder(const std::vector<TensorView>& tensors, std::string source) : source_(std::move(source)) {
@@ -50,7 +54,7 @@ class TensorBinder {
 
   WeightMatrix matrix(const std::string& name, int64_t rows, int64_t cols) {
     const TensorView& t = get(name, {rows, cols});
-    return WeightMatrix{t.dtype, rows, cols, t.data};
+    return WeightMatrix{float_weight_type(t.dtype), rows, cols, t.data, nullptr};
   }
 
   std::vector<float> vector(const std::string& name, const std::vector<int64_t>& shape) {

@@ -10,15 +10,22 @@
 
 #include "model/model_config.h"
 #include "model/tensor.h"
+#include "model/weight_type.h"
 
 namespace m3 {
 
 // A row-major (out, in) matrix, nn.Linear convention y = W x. Not owned.
+// Quantized types (docs/FORMATS.md "Quantized weights"): symmetric, one f16 scale per
+// group of kQuantGroup consecutive columns of a row; cols is then a multiple of kQuantGroup.
+//   Q8: data is int8_t [rows, cols], w = q * scale.
+//   Q4: data is uint8_t [rows, cols / 2]; in each group's 16 bytes, byte j holds column j
+//       of the group in its low nibble and column j + 16 in its high nibble; w = (u - 8) * scale.
 struct WeightMatrix {
-  DType dtype = DType::F32;  // F32, F16 or BF16
+  WeightType type = WeightType::F32;
   int64_t rows = 0;
   int64_t cols = 0;
   const void* data = nullptr;
+  const uint16_t* scales = nullptr;  // Q8/Q4 only: f16 [rows, cols / kQuantGroup]
 };
 
 struct MambaLayerWeights {
