@@ -1,4 +1,5 @@
 // Maps m3_backend values to backend implementations. The only file that knows them all.
+#include "backends/cpu/cpu_fast_backend.h"
 #include "backends/cpu/cpu_reference_backend.h"
 #include "common/error.h"
 #include "src/backend.h"
@@ -21,13 +22,14 @@ m3_status backend_availability(m3_backend kind, std::string* why) {
   return M3_ERR_INVALID_ARGUMENT;
 }
 
-std::unique_ptr<Backend> create_backend(m3_backend kind, const BackendOptions& /*options*/, const ModelConfig& config,
+std::unique_ptr<Backend> create_backend(m3_backend kind, const BackendOptions& options, const ModelConfig& config,
                                         const ModelWeights& weights, const StateLayout& layout) {
   std::string why;
   m3_status status = backend_availability(kind, &why);
   if (status != M3_OK) fail(status, "backend " + std::string(m3_backend_name(kind)) + ": " + why);
+  if (kind == M3_BACKEND_CPU_REFERENCE) return std::make_unique<CpuReferenceBackend>(config, weights, layout);
   // AUTO resolves to the CPU while it is the only backend.
-  return std::make_unique<CpuReferenceBackend>(config, weights, layout);
+  return std::make_unique<CpuFastBackend>(config, weights, layout, options.threads, cpu::best_kernel_table());
 }
 
 }  // namespace m3

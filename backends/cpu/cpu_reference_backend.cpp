@@ -6,37 +6,13 @@
 #include <numbers>
 #include <vector>
 
+#include "backends/cpu/mamba3_scalar_math.h"
 #include "backends/cpu/reference_matvec.h"
 
 namespace m3 {
-namespace {
 
-constexpr float kNormEps = 1e-5f;  // every RMSNorm of the model (spec §1.1)
-constexpr float kPi = std::numbers::pi_v<float>;
-constexpr float kTwoPi = 2.0f * std::numbers::pi_v<float>;
-
-float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
-float silu(float x) { return x * sigmoid(x); }
-// PyTorch's softplus: linear above the threshold 20.
-float softplus(float x) { return x > 20.0f ? x : std::log1p(std::exp(x)); }
-
-// out = x * rsqrt(mean(x^2) + eps) * w
-void rms_norm(const float* x, const float* w, int64_t n, float* out) {
-  double sum_sq = 0;
-  for (int64_t i = 0; i < n; ++i) sum_sq += static_cast<double>(x[i]) * x[i];
-  const float scale = static_cast<float>(1.0 / std::sqrt(sum_sq / static_cast<double>(n) + kNormEps));
-  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * scale * w[i];
-}
-
-// Angles are kept in [0, 2pi): the official prefill wraps them, and wrapping every step
-// keeps float32 precision from draining away on long streams.
-float wrap_angle(float phi) {
-  phi = std::fmod(phi, kTwoPi);
-  if (phi < 0) phi += kTwoPi;
-  return phi >= kTwoPi ? 0.0f : phi;
-}
-
-}  // namespace
+using cpu::rms_norm;
+using cpu::silu;
 
 struct CpuReferenceBackend::Slot final : StateSlot {
   std::vector<float> state;  // canonical layout (state_layout.h)
@@ -167,22 +143,12 @@ void CpuReferenceBackend::mixer_step(Slot& s, int64_t layer, const float* u, flo
 
   for (int64_t h = 0; h < H; ++h) {
     const int64_t g = h / heads_per_group;
-    // Decay, step size and trapezoid weights (spec §3.3, §4.2).
-    const float dt = softplus(dd_dt[h] + L.dt_bias[h]);
-    const float a_in = dd_A[h];
-    const float f = c_.a_activation == AActivation::HeavyTail ? (a_in >= 0 ? 1.0f + a_in : 1.0f / (1.0f - a_in))
-                                                               : softplus(a_in);
-    const float A = std::min(-f, static_cast<float>(-c_.a_floor));
-    const float alpha = std::exp(A * dt);
-    const float lambda = sigmoid(trap[h]);
-    const float beta = (1.0f - lambda) * dt * alpha;
-    const float gamma = lambda * dt;
-
-    // Data-dependent rotary angles: this token's increment comes before rotating it.
+    const cpu::HeadCoefficients hc = cpu::head_coefficients(c_, dd_dt[h], L.dt_bias[h], dd_A[h], trap[h]);
+    const float alpha = hc.alpha, beta = hc.beta, gamma = hc.gamma;
     float* phi = angle + h * S;
-    for (int64_t i = 0; i < S; ++i) phi[i] = wrap_angle(phi[i] + kPi * std::tanh(theta[i]) * dt);
+    cpu::advance_angles(phi, theta, S, hc.dt);
 
-    // q = Rot(phi)(Cn + C_bias), k = Rot(phi)(Bn + B_bias). SISO pairs (2i, 2i+1); MIMO (i, i + N/2).
+    // q = Rot(phi)(Cn + C_bias), k = Rot(phi)(Bn + B_bias).
     for (int64_t r = 0; r < R; ++r) {
       float* qr = q + (r * H + h) * N;
       float* kr = k + (r * H + h) * N;
@@ -192,16 +158,8 @@ void CpuReferenceBackend::mixer_step(Slot& s, int64_t layer, const float* u, flo
         qr[n] = Cn[(r * G + g) * N + n] + cb[n];
         kr[n] = Bn[(r * G + g) * N + n] + bb[n];
       }
-      for (int64_t i = 0; i < S; ++i) {
-        const int64_t a = mimo ? i : 2 * i;
-        const int64_t b = mimo ? i + N / 2 : 2 * i + 1;
-        const float cs = std::cos(phi[i]), sn = std::sin(phi[i]);
-        for (float* v : {qr, kr}) {
-          const float va = v[a], vb = v[b];
-          v[a] = va * cs - vb * sn;
-          v[b] = va * sn + vb * cs;
-        }
-      }
+      cpu::rotate(qr, phi, S, N, mimo);
+      cpu::rotate(kr, phi, S, N, mimo);
     }
 
     // h <- alpha h + beta sum_r (x_prev * mx_r) k_prev_r^T + gamma sum_r (x * mx_r) k_r^T

@@ -1,0 +1,237 @@
+// The bodies of the fast CPU kernels, written once over the xsimd arch A. Included only by
+// the per-arch translation units, each compiled with its instruction set's flags; the rest
+// of the library sees only kernel_table.h.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+#include "backends/cpu/simd/kernel_table.h"
+#include "backends/cpu/simd/weight_loads.h"
+
+namespace m3::cpu::simd {
+namespace {
+
+// ---------------------------------------------------------------------------------------
+// Converting a stretch of one weight row to float32.
+
+// out[0 .. n) = W[row][c0 .. c0 + n) as floats. For the quantized types c0 and n are
+// multiples of kQuantGroup.
+template <class A>
+void convert_range(const WeightMatrix& w, int64_t row, int64_t c0, int64_t n, float* out) {
+  constexpr int64_t W = fbatch<A>::size;
+  const int64_t base = row * w.cols + c0;
+  int64_t c = 0;
+  switch (w.type) {
+    case WeightType::F32: {
+      const float* p = static_cast<const float*>(w.data) + base;
+      std::copy(p, p + n, out);
+      return;
+    }
+    case WeightType::BF16: {
+      const uint16_t* p = static_cast<const uint16_t*>(w.data) + base;
+      for (; c + W <= n; c += W) load_bf16<A>(p + c).store_unaligned(out + c);
+      for (; c < n; ++c) {
+        const uint32_t bits = static_cast<uint32_t>(p[c]) << 16;
+        std::memcpy(out + c, &bits, 4);
+      }
+      return;
+    }
+    case WeightType::F16: {
+      const uint16_t* p = static_cast<const uint16_t*>(w.data) + base;
+      for (; c + W <= n; c += W) load_f16<A>(p + c).store_unaligned(out + c);
+      for (; c < n; ++c) out[c] = f16_scale(p[c]);
+      return;
+    }
+    case WeightType::Q8: {
+      const int8_t* p = static_cast<const int8_t*>(w.data) + base;
+      const uint16_t* s = w.scales + base / kQuantGroup;
+      for (int64_t g = 0; g < n / kQuantGroup; ++g) {
+        const fbatch<A> scale(f16_scale(s[g]));
+        for (int64_t j = 0; j < kQuantGroup; j += W)
+          (load_i8<A>(p + g * kQuantGroup + j) * scale).store_unaligned(out + g * kQuantGroup + j);
+      }
+      return;
+    }
+    case WeightType::Q4: {
+      const uint8_t* p = static_cast<const uint8_t*>(w.data) + base / 2;
+      const uint16_t* s = w.scales + base / kQuantGroup;
+      for (int64_t g = 0; g < n / kQuantGroup; ++g) {
+        const fbatch<A> scale(f16_scale(s[g]));
+        float* o = out + g * kQuantGroup;
+        for (int64_t j = 0; j < kQuantGroup / 2; j += W) {
+          fbatch<A> lo, hi;
+          load_q4<A>(p + g * (kQuantGroup / 2) + j, lo, hi);
+          (lo * scale).store_unaligned(o + j);
+          (hi * scale).store_unaligned(o + kQuantGroup / 2 + j);
+        }
+      }
+      return;
+    }
+  }
+}
+
+template <class A>
+void load_row(const WeightMatrix& w, int64_t row, float* out) {
+  convert_range<A>(w, row, 0, w.cols, out);
+}
+
+// ---------------------------------------------------------------------------------------
+// Matrix products as tiles of dot products: ROWS weight rows against NB input rows, each
+// pair accumulated along the depth in SIMD lanes and reduced at the end.
+
+template <class A, int ROWS, int NB>
+void dot_tile(const WeightMatrix& w, int64_t r0, const float* x, int64_t x_stride, float* y, int64_t y_stride) {
+  using fb = fbatch<A>;
+  constexpr int64_t W = fb::size;
+  const int64_t K = w.cols;
+  fb acc[ROWS][NB];
+  for (int r = 0; r < ROWS; ++r)
+    for (int b = 0; b < NB; ++b) acc[r][b] = fb(0.0f);
+  float tail[ROWS][NB] = {};
+
+  if (w.type == WeightType::Q8 || w.type == WeightType::Q4) {
+    const uint16_t* scales = w.scales + r0 * (K / kQuantGroup);
+    for (int64_t g = 0; g < K / kQuantGroup; ++g) {
+      fb part[ROWS][NB];
+      for (int r = 0; r < ROWS; ++r)
+        for (int b = 0; b < NB; ++b) part[r][b] = fb(0.0f);
+      const int64_t c0 = g * kQuantGroup;
+      if (w.type == WeightType::Q8) {
+        for (int64_t j = 0; j < kQuantGroup; j += W) {
+          fb xv[NB];
+          for (int b = 0; b < NB; ++b) xv[b] = fb::load_unaligned(x + b * x_stride + c0 + j);
+          for (int r = 0; r < ROWS; ++r) {
+            const fb wv = load_i8<A>(static_cast<const int8_t*>(w.data) + (r0 + r) * K + c0 + j);
+            for (int b = 0; b < NB; ++b) part[r][b] = xsimd::fma(wv, xv[b], part[r][b]);
+          }
+        }
+      } else {
+        for (int64_t j = 0; j < kQuantGroup / 2; j += W) {
+          fb xlo[NB], xhi[NB];
+          for (int b = 0; b < NB; ++b) {
+            xlo[b] = fb::load_unaligned(x + b * x_stride + c0 + j);
+            xhi[b] = fb::load_unaligned(x + b * x_stride + c0 + kQuantGroup / 2 + j);
+          }
+          for (int r = 0; r < ROWS; ++r) {
+            fb lo, hi;
+            load_q4<A>(static_cast<const uint8_t*>(w.data) + ((r0 + r) * K + c0) / 2 + j, lo, hi);
+            for (int b = 0; b < NB; ++b) part[r][b] = xsimd::fma(hi, xhi[b], xsimd::fma(lo, xlo[b], part[r][b]));
+          }
+        }
+      }
+      for (int r = 0; r < ROWS; ++r) {
+        const fb scale(f16_scale(scales[r * (K / kQuantGroup) + g]));
+        for (int b = 0; b < NB; ++b) acc[r][b] = xsimd::fma(part[r][b], scale, acc[r][b]);
+      }
+    }
+  } else {
+    int64_t c = 0;
+    for (; c + W <= K; c += W) {
+      fb xv[NB];
+      for (int b = 0; b < NB; ++b) xv[b] = fb::load_unaligned(x + b * x_stride + c);
+      for (int r = 0; r < ROWS; ++r) {
+        const int64_t at = (r0 + r) * K + c;
+        fb wv;
+        if (w.type == WeightType::F32) wv = fb::load_unaligned(static_cast<const float*>(w.data) + at);
+        else if (w.type == WeightType::BF16) wv = load_bf16<A>(static_cast<const uint16_t*>(w.data) + at);
+        else wv = load_f16<A>(static_cast<const uint16_t*>(w.data) + at);
+        for (int b = 0; b < NB; ++b) acc[r][b] = xsimd::fma(wv, xv[b], acc[r][b]);
+      }
+    }
+    if (c < K) {
+      float row_tail[W];
+      for (int r = 0; r < ROWS; ++r) {
+        convert_range<A>(w, r0 + r, c, K - c, row_tail);
+        for (int b = 0; b < NB; ++b)
+          for (int64_t i = 0; i < K - c; ++i) tail[r][b] += row_tail[i] * x[b * x_stride + c + i];
+      }
+    }
+  }
+  for (int r = 0; r < ROWS; ++r)
+    for (int b = 0; b < NB; ++b) y[b * y_stride + r] = xsimd::hadd(acc[r][b]) + tail[r][b];
+}
+
+// Register tiles of ROWS weight rows x NB input rows: 32-register ISAs (AVX-512, NEON)
+// take 4 x 4 accumulators, 16-register ones 2 x 4.
+template <class A>
+constexpr int tile_rows() {
+  return is_avx512<A> || !std::is_base_of_v<xsimd::sse2, A> ? 4 : 2;
+}
+
+template <class A, int NB>
+void matmul_nb(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const float* x, int64_t x_stride, float* y,
+               int64_t y_stride) {
+  // One input row streams the weights: four rows per tile for independent FMA chains.
+  constexpr int kRows = NB == 1 ? 4 : tile_rows<A>();
+  int64_t r = row_begin;
+  for (; r + kRows <= row_end; r += kRows) dot_tile<A, kRows, NB>(w, r, x, x_stride, y + (r - row_begin), y_stride);
+  for (; r < row_end; ++r) dot_tile<A, 1, NB>(w, r, x, x_stride, y + (r - row_begin), y_stride);
+}
+
+// Every output is one dot product accumulated in the same order whatever the tiling, so
+// results do not depend on how many rows are computed together: a prompt fed in one call,
+// in pieces, or token by token gives bit-identical logits and states.
+template <class A>
+void matmul(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const float* x, int64_t x_stride,
+            int64_t n_rows, float* y, int64_t y_stride) {
+  // A block of weight rows stays in L1/L2 while every input tile passes over it.
+  const int64_t block = std::max<int64_t>(4, kMatmulBlockBytes / std::max<int64_t>(1, weight_row_bytes(w.type, w.cols)));
+  for (int64_t b0 = row_begin; b0 < row_end; b0 += block) {
+    const int64_t b1 = std::min(row_end, b0 + block);
+    for (int64_t t0 = 0; t0 < n_rows; t0 += kMatmulMaxTile) {
+      const float* xt = x + t0 * x_stride;
+      float* yt = y + t0 * y_stride + (b0 - row_begin);
+      switch (std::min<int64_t>(kMatmulMaxTile, n_rows - t0)) {
+        case 1: matmul_nb<A, 1>(w, b0, b1, xt, x_stride, yt, y_stride); break;
+        case 2: matmul_nb<A, 2>(w, b0, b1, xt, x_stride, yt, y_stride); break;
+        case 3: matmul_nb<A, 3>(w, b0, b1, xt, x_stride, yt, y_stride); break;
+        default: matmul_nb<A, 4>(w, b0, b1, xt, x_stride, yt, y_stride); break;
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// The per-head state update and readout of one token.
+
+template <class A>
+void ssm_head_step(float* h, int64_t P, int64_t N, int64_t R, float alpha, const float* wp, const float* wc,
+                   const float* kp, int64_t kp_stride, const float* kc, const float* q, float* y) {
+  using fb = fbatch<A>;
+  constexpr int64_t W = fb::size;
+  const int64_t Nv = N - N % W;
+  const fb va(alpha);
+  for (int64_t p = 0; p < P; ++p) {
+    float* row = h + p * N;
+    for (int64_t n = 0; n < Nv; n += W) {
+      fb v = fb::load_unaligned(row + n) * va;
+      for (int64_t r = 0; r < R; ++r) {
+        v = xsimd::fma(fb(wp[r * P + p]), fb::load_unaligned(kp + r * kp_stride + n), v);
+        v = xsimd::fma(fb(wc[r * P + p]), fb::load_unaligned(kc + r * N + n), v);
+      }
+      v.store_unaligned(row + n);
+    }
+    for (int64_t n = Nv; n < N; ++n) {
+      float v = row[n] * alpha;
+      for (int64_t r = 0; r < R; ++r) v += wp[r * P + p] * kp[r * kp_stride + n] + wc[r * P + p] * kc[r * N + n];
+      row[n] = v;
+    }
+    for (int64_t r = 0; r < R; ++r) {
+      const float* qr = q + r * N;
+      fb acc(0.0f);
+      for (int64_t n = 0; n < Nv; n += W) acc = xsimd::fma(fb::load_unaligned(row + n), fb::load_unaligned(qr + n), acc);
+      float s = xsimd::hadd(acc);
+      for (int64_t n = Nv; n < N; ++n) s += row[n] * qr[n];
+      y[r * P + p] = s;
+    }
+  }
+}
+
+template <class A>
+KernelTable make_kernel_table(const char* name) {
+  return KernelTable{name, &matmul<A>, &load_row<A>, &ssm_head_step<A>};
+}
+
+}  // namespace
+}  // namespace m3::cpu::simd
