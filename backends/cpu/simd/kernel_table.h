@@ -16,7 +16,8 @@ constexpr int64_t kMatmulMaxTile = 4;
 constexpr int64_t kMatmulBlockBytes = 32 * 1024;
 
 struct KernelTable {
-  const char* arch;  // "avx512bw", "fma3<avx2>", "sse4.2", "sse2", "neon64"
+  const char* arch;  // "avx512bw", "avx2", "sse4.2", "sse2", "neon64"
+  int float_lanes;   // floats per SIMD register
 
   // y[t * y_stride + (r - row_begin)] = W[r] . x[t * x_stride] for t < n_rows and r in
   // [row_begin, row_end). One input row is a GEMV streaming the weights once; more rows
@@ -33,7 +34,14 @@ struct KernelTable {
   // with kp_r = kp + r * kp_stride, kc_r = kc + r * N, q_r = q + r * N; h is [P, N] row-major.
   void (*ssm_head_step)(float* h, int64_t P, int64_t N, int64_t R, float alpha, const float* wp, const float* wc,
                         const float* kp, int64_t kp_stride, const float* kc, const float* q, float* y);
+
+  // Hardware probe for benchmarks: `iterations` rounds of kFmaProbeChains independent
+  // register-only FMAs (2 * float_lanes flops each). Returns a value to keep it alive.
+  float (*fma_probe)(int64_t iterations);
 };
+
+// Independent FMA chains of fma_probe: enough to cover the FMA latency on every core we know.
+constexpr int kFmaProbeChains = 12;
 
 // The best table this CPU runs (chosen once, on first use).
 const KernelTable& best_kernel_table();

@@ -228,9 +228,26 @@ void ssm_head_step(float* h, int64_t P, int64_t N, int64_t R, float alpha, const
   }
 }
 
+// ---------------------------------------------------------------------------------------
+// The FMA peak probe: independent chains, all in registers.
+
+template <class A>
+float fma_probe(int64_t iterations) {
+  using fb = fbatch<A>;
+  fb acc[kFmaProbeChains];
+  for (int i = 0; i < kFmaProbeChains; ++i) acc[i] = fb(0.001f * static_cast<float>(i));
+  const fb mul(0.999999f), add(1e-6f);
+  for (int64_t it = 0; it < iterations; ++it)
+    for (int i = 0; i < kFmaProbeChains; ++i) acc[i] = xsimd::fma(acc[i], mul, add);
+  fb total(0.0f);
+  for (int i = 0; i < kFmaProbeChains; ++i) total += acc[i];
+  return xsimd::hadd(total);
+}
+
 template <class A>
 KernelTable make_kernel_table(const char* name) {
-  return KernelTable{name, &matmul<A>, &load_row<A>, &ssm_head_step<A>};
+  return KernelTable{name, static_cast<int>(fbatch<A>::size), &matmul<A>, &load_row<A>, &ssm_head_step<A>,
+                     &fma_probe<A>};
 }
 
 }  // namespace
