@@ -30,6 +30,20 @@ const float* f16_table() {
   return table.data();
 }
 
+// Scalar dequantization, the definition the fast kernels are tested against
+// (model_weights.h): element c of row r of a Q8/Q4 matrix is code * scale of its group.
+float q8_weight(const WeightMatrix& w, int64_t r, int64_t c) {
+  const int8_t q = static_cast<const int8_t*>(w.data)[r * w.cols + c];
+  return static_cast<float>(q) * f16_table()[w.scales[(r * w.cols + c) / kQuantGroup]];
+}
+
+float q4_weight(const WeightMatrix& w, int64_t r, int64_t c) {
+  const int64_t group = (r * w.cols + c) / kQuantGroup, j = c % kQuantGroup;
+  const uint8_t byte = static_cast<const uint8_t*>(w.data)[group * (kQuantGroup / 2) + j % (kQuantGroup / 2)];
+  const int code = (j < kQuantGroup / 2 ? byte & 0x0f : byte >> 4) - 8;
+  return static_cast<float>(code) * f16_table()[w.scales[group]];
+}
+
 }  // namespace
 
 void matvec_rows(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const float* x, float* y) {
@@ -53,13 +67,22 @@ void matvec_rows(const WeightMatrix& w, int64_t row_begin, int64_t row_end, cons
         s = dot(n, x, [row, table](int64_t c) { return table[row[c]]; });
         break;
       }
-      default: break;
+      case WeightType::Q8:
+        s = dot(n, x, [&w, r](int64_t c) { return q8_weight(w, r, c); });
+        break;
+      case WeightType::Q4:
+        s = dot(n, x, [&w, r](int64_t c) { return q4_weight(w, r, c); });
+        break;
     }
     y[r - row_begin] = s;
   }
 }
 
 void load_row(const WeightMatrix& w, int64_t row, float* out) {
+  if (w.type == WeightType::Q8 || w.type == WeightType::Q4) {
+    for (int64_t c = 0; c < w.cols; ++c) out[c] = w.type == WeightType::Q8 ? q8_weight(w, row, c) : q4_weight(w, row, c);
+    return;
+  }
   const DType dtype = w.type == WeightType::BF16 ? DType::BF16 : w.type == WeightType::F16 ? DType::F16 : DType::F32;
   for (int64_t c = 0; c < w.cols; ++c) out[c] = read_float(w.data, dtype, row * w.cols + c);
 }

@@ -1,4 +1,5 @@
-// Plain matrix-vector products over weights of any float dtype (the reference path).
+// Plain matrix-vector products over weights of any storage type (the reference path): float
+// types converted exactly, Q8/Q4 dequantized element by element (code * group scale).
 #pragma once
 
 #include <cstdint>

@@ -49,10 +49,11 @@ std::unique_ptr<Model> Model::load(const std::string& dir, const LoadOptions& op
   if (options.a_activation == M3_A_ACTIVATION_SOFTPLUS) m->config_.a_activation = AActivation::Softplus;
 
   std::vector<TensorView> tensors;
+  SafetensorsMetadata metadata;  // says how quantized weights are stored (docs/FORMATS.md)
   if (is_file(dir + "/model.safetensors")) {
     m->weights_path_ = dir + "/model.safetensors";
     m->file_ = std::make_unique<MappedFile>(m->weights_path_);
-    tensors = read_safetensors(*m->file_, m->aligned_copies_);
+    tensors = read_safetensors(*m->file_, m->aligned_copies_, metadata);
   } else if (is_file(dir + "/pytorch_model.bin")) {
     m->weights_path_ = dir + "/pytorch_model.bin";
     m->file_ = std::make_unique<MappedFile>(m->weights_path_);
@@ -60,7 +61,7 @@ std::unique_ptr<Model> Model::load(const std::string& dir, const LoadOptions& op
   } else {
     fail(M3_ERR_IO, dir + ": no weights: expected model.safetensors or pytorch_model.bin");
   }
-  m->weights_ = bind_model_weights(m->config_, tensors, m->weights_path_);
+  m->weights_ = bind_model_weights(m->config_, tensors, m->weights_path_, metadata);
   m->layout_ = make_state_layout(m->config_);
 
   Fnv1a64 h;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -53,15 +54,21 @@ struct ModelWeights {
   std::vector<float> norm_f;
   std::vector<MambaLayerWeights> layers;
   int64_t mlp_hidden = 0;  // taken from fc2's shape (spec §1.3: the config value is rounded up)
-  int64_t n_params = 0;
-  int64_t weight_bytes = 0;
+  int64_t n_params = 0;      // logical parameters (a quantized weight counts rows * cols)
+  int64_t weight_bytes = 0;  // bytes as stored, quantization scales included
+  // The type of the block matrices (the lowest precision among them; the embedding and head
+  // may be kept at a higher one): the metadata's "mamba3rt.weight_type" when present.
+  WeightType weight_type = WeightType::F32;
   uint64_t content_hash = 0;  // names, shapes, dtypes and sampled bytes of every tensor
 };
 
 // Throws m3::Error naming `source` and the tensor: M3_ERR_FORMAT for a missing tensor, a
-// wrong shape or dtype, or an unexpected extra tensor.
+// wrong shape or dtype, an unexpected extra tensor, a quantized matrix without valid scales
+// (docs/FORMATS.md "Quantized weights"), or `metadata` (the safetensors "__metadata__")
+// that does not describe the tensors.
 ModelWeights bind_model_weights(const ModelConfig& config, const std::vector<TensorView>& tensors,
-                                const std::string& source);
+                                const std::string& source,
+                                const std::map<std::string, std::string>& metadata = {});
 
 // Reads element i of a float tensor of any supported dtype as fp32.
 float read_float(const void* data, DType dtype, int64_t i);

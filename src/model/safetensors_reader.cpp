@@ -31,6 +31,14 @@ std::optional<DType> parse_dtype(const std::string& s) {
 
 std::vector<TensorView> read_safetensors(const MappedFile& file,
                                          std::vector<std::vector<uint64_t>>& aligned_copies) {
+  SafetensorsMetadata ignored;
+  return read_safetensors(file, aligned_copies, ignored);
+}
+
+std::vector<TensorView> read_safetensors(const MappedFile& file,
+                                         std::vector<std::vector<uint64_t>>& aligned_copies,
+                                         SafetensorsMetadata& metadata) {
+  metadata.clear();
   const std::string& path = file.path();
   if (file.size() < 8) fail(M3_ERR_FORMAT, path + ": truncated safetensors file (no header length)");
   uint64_t header_len = 0;
@@ -55,7 +63,12 @@ std::vector<TensorView> read_safetensors(const MappedFile& file,
   const uint64_t data_size = file.size() - 8 - header_len;
   std::vector<TensorView> tensors;
   for (const auto& [name, info] : header.items()) {
-    if (name == "__metadata__") continue;
+    if (name == "__metadata__") {
+      if (!info.is_object()) fail(M3_ERR_FORMAT, path + ": safetensors __metadata__ is not a JSON object");
+      for (const auto& [key, value] : info.items())
+        if (value.is_string()) metadata[key] = value.get<std::string>();
+      continue;
+    }
     const std::string where = path + ": tensor '" + name + "'";
     if (!info.is_object() || !info.contains("dtype") || !info.contains("shape") ||
         !info.contains("data_offsets"))

@@ -2,6 +2,8 @@
 // a JSON header, then the raw data) without copying the data.
 #pragma once
 
+#include <map>
+#include <string>
 #include <vector>
 
 #include "model/mapped_file.h"
@@ -14,5 +16,15 @@ namespace m3 {
 // Tensors whose data is not aligned for their dtype are copied into `aligned_copies`.
 std::vector<TensorView> read_safetensors(const MappedFile& file,
                                          std::vector<std::vector<uint64_t>>& aligned_copies);
+
+// The header's optional "__metadata__" object: string keys to string values, as the format
+// defines it (values of other JSON types are left out).
+using SafetensorsMetadata = std::map<std::string, std::string>;
+
+// The same, also returning the metadata (empty when the file has none) in `metadata`.
+// (Both reject a "__metadata__" entry that is not a JSON object, with M3_ERR_FORMAT.)
+std::vector<TensorView> read_safetensors(const MappedFile& file,
+                                         std::vector<std::vector<uint64_t>>& aligned_copies,
+                                         SafetensorsMetadata& metadata);
 
 }  // namespace m3
