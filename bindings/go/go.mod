@@ -1,0 +1,3 @@
+module mamba3rt
+
+go 1.19
