@@ -1,0 +1,37 @@
+namespace Mamba3Rt
+{
+    /// <summary>
+    /// Load options for <see cref="Model.Load"/>; unset properties keep the library's defaults
+    /// (backend Auto, A activation from the config, one CPU thread per core).
+    /// </summary>
+    public sealed class ModelOptions
+    {
+        /// <summary>The backend to run on.</summary>
+        public Backend? Backend { get; set; }
+
+        /// <summary>CPU worker threads (the calling thread counts as one); 0 means one per core.</summary>
+        public int? Threads { get; set; }
+
+        /// <summary>Overrides how the decay rate A is computed.</summary>
+        public AActivation? AActivation { get; set; }
+
+        /// <summary>The C params object for these options; the caller disposes it.</summary>
+        internal ModelParamsHandle ToNative()
+        {
+            ModelParamsHandle handle;
+            Mamba3RtException.Check(NativeMethods.m3_model_params_create(out handle));
+            try
+            {
+                if (Backend.HasValue) Mamba3RtException.Check(NativeMethods.m3_model_params_set_backend(handle, Backend.Value));
+                if (Threads.HasValue) Mamba3RtException.Check(NativeMethods.m3_model_params_set_threads(handle, Threads.Value));
+                if (AActivation.HasValue) Mamba3RtException.Check(NativeMethods.m3_model_params_set_a_activation(handle, AActivation.Value));
+                return handle;
+            }
+            catch
+            {
+                handle.Dispose();
+                throw;
+            }
+        }
+    }
+}
