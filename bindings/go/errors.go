@@ -39,6 +39,7 @@ type Error struct {
 	closed  bool
 }
 
+// Error formats as "mamba3rt: OP: STATUS_NAME: message".
 func (e *Error) Error() string {
 	return fmt.Sprintf("mamba3rt: %s: %s: %s", e.Op, e.Status, e.Message)
 }

@@ -25,6 +25,7 @@ const (
 	FinishCancelled  FinishReason = C.M3_FINISH_CANCELLED   // Cancel, a done context or a callback error
 )
 
+// String is a short lower-case name of the reason.
 func (r FinishReason) String() string {
 	switch r {
 	case FinishNone:
