@@ -27,6 +27,10 @@ const Command kCommands[] = {
      "[--ignore-eos] [--backend B] [--threads N]"},
     {"chat", cli::run_chat, "chat [--model DIR] [sampling options as for generate] [-n N per answer]"},
     {"perplexity", cli::run_perplexity, "perplexity [--model DIR] --file TEXT_FILE [--json] [--backend B] [--threads N]"},
+    {"bench", cli::run_bench,
+     "bench (--model DIR | --config FILE.json [--dtype f32|f16|bf16|int8|q4]) [--prompt N] [--gen M] [--batch B] "
+     "[--backend B] [--threads N] [--reps R] [--seed S] [--json] [--quiet] [--mem-bw GB/s] [--fma-peak GFLOP/s] "
+     "[--bw-buffer-mb MB] [--tmp-dir DIR] [--keep-model DIR]"},
     {"tokenize", cli::run_tokenize, "tokenize (--model DIR | --tokenizer FILE.json) (--text T | --file F) [--special]"},
 };
 

@@ -1,0 +1,321 @@
+#include "bench_random_model.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "common/error.h"
+#include "model/model_config.h"
+#include "model/quantization.h"
+#include "model/tensor.h"
+
+namespace cli {
+namespace {
+
+using m3::DType;
+using m3::WeightType;
+
+// How a tensor's values are drawn. Matrices and the embedding are uniform with the given
+// standard deviation; the rest follow tools/make_random_model.py.
+enum class Fill { Uniform, Ones, DtBias, Mimo };
+
+// One logical tensor of the model. A matrix stored in a quantized type becomes two
+// stored tensors (`<base>.weight` and `<base>.weight_scales`).
+struct Item {
+  std::string name;  // the official name (".weight" included for matrices)
+  std::vector<int64_t> shape;
+  Fill fill = Fill::Uniform;
+  float stddev = 1.0f;  // Uniform
+  float divisor = 1.0f;  // Mimo: mimo_o is divided by R
+  bool matrix = false;   // stored in the model's weight type; else F32
+};
+
+struct Stored {
+  std::string name;
+  DType dtype;
+  std::vector<int64_t> shape;
+  uint64_t bytes;
+};
+
+uint64_t splitmix64(uint64_t& x) {
+  uint64_t z = (x += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+// xoshiro256+, enough for timing weights: 24 high bits per float.
+class Rng {
+ public:
+  explicit Rng(uint64_t seed) {
+    for (auto& s : s_) s = splitmix64(seed);
+  }
+  // Uniform in [0, 1).
+  float next() {
+    const uint64_t result = s_[0] + s_[3];
+    const uint64_t t = s_[1] << 17;
+    s_[2] ^= s_[0];
+    s_[3] ^= s_[1];
+    s_[1] ^= s_[2];
+    s_[0] ^= s_[3];
+    s_[2] ^= t;
+    s_[3] = (s_[3] << 45) | (s_[3] >> 19);
+    return static_cast<float>(result >> 40) * 0x1p-24f;
+  }
+
+ private:
+  uint64_t s_[4];
+};
+
+bool quantized(WeightType t) { return t == WeightType::Q8 || t == WeightType::Q4; }
+
+DType float_dtype(WeightType t) {
+  switch (t) {
+    case WeightType::F16: return DType::F16;
+    case WeightType::BF16: return DType::BF16;
+    default: return DType::F32;
+  }
+}
+
+std::vector<Item> model_items(const m3::ModelConfig& c, int64_t mlp_hidden) {
+  const int64_t D = c.d_model, E = c.d_inner, H = c.nheads, R = c.mimo_rank, N = c.d_state, P = c.headdim,
+                V = c.vocab_padded, L = c.n_layer;
+  const float inv_sqrt_layers = 1.0f / std::sqrt(2.0f * static_cast<float>(L));
+  auto linear = [](std::string name, int64_t rows, int64_t cols, float extra = 1.0f) {
+    return Item{std::move(name), {rows, cols}, Fill::Uniform, extra / std::sqrt(static_cast<float>(cols)), 1.0f, true};
+  };
+  auto ones = [](std::string name, std::vector<int64_t> shape) {
+    return Item{std::move(name), std::move(shape), Fill::Ones, 0.0f, 1.0f, false};
+  };
+  std::vector<Item> items;
+  items.push_back({"backbone.embedding.weight", {V, D}, Fill::Uniform, 1.0f, 1.0f, true});
+  for (int64_t i = 0; i < L; ++i) {
+    const std::string p = "backbone.layers." + std::to_string(i) + ".";
+    items.push_back(ones(p + "norm.weight", {D}));
+    items.push_back({p + "mixer.dt_bias", {H}, Fill::DtBias, 0.0f, 1.0f, false});
+    items.push_back(ones(p + "mixer.B_bias", {H, R, N}));
+    items.push_back(ones(p + "mixer.C_bias", {H, R, N}));
+    if (c.is_mimo) {
+      for (const char* name : {"mimo_x", "mimo_z", "mimo_o"})
+        items.push_back({p + "mixer." + name, {H, R, P}, Fill::Mimo, 0.1f,
+                         std::strcmp(name, "mimo_o") == 0 ? static_cast<float>(R) : 1.0f, false});
+    }
+    items.push_back(ones(p + "mixer.D", {H}));
+    items.push_back(linear(p + "mixer.in_proj.weight", c.d_in_proj, D));
+    items.push_back(ones(p + "mixer.B_norm.weight", {N}));
+    items.push_back(ones(p + "mixer.C_norm.weight", {N}));
+    if (c.is_outproj_norm) items.push_back(ones(p + "mixer.norm.weight", {E}));
+    items.push_back(linear(p + "mixer.out_proj.weight", D, E, inv_sqrt_layers));
+    if (mlp_hidden > 0) {
+      items.push_back(ones(p + "norm2.weight", {D}));
+      items.push_back(linear(p + "mlp.fc1.weight", 2 * mlp_hidden, D));
+      items.push_back(linear(p + "mlp.fc2.weight", D, mlp_hidden, inv_sqrt_layers));
+    }
+  }
+  items.push_back(ones("backbone.norm_f.weight", {D}));
+  if (!c.tie_embeddings) items.push_back(linear("lm_head.weight", V, D));
+  return items;
+}
+
+uint64_t numel(const std::vector<int64_t>& shape) {
+  uint64_t n = 1;
+  for (int64_t d : shape) n *= static_cast<uint64_t>(d);
+  return n;
+}
+
+std::vector<Stored> stored_tensors(const Item& item, WeightType type) {
+  if (!item.matrix) return {{item.name, DType::F32, item.shape, numel(item.shape) * 4}};
+  const int64_t rows = item.shape[0], cols = item.shape[1];
+  if (!quantized(type)) {
+    const DType dt = float_dtype(type);
+    return {{item.name, dt, item.shape, numel(item.shape) * m3::dtype_size(dt)}};
+  }
+  // "<base>.weight" -> "<base>.weight_scales".
+  const uint64_t groups = static_cast<uint64_t>(rows) * static_cast<uint64_t>(cols / m3::kQuantGroup);
+  if (type == WeightType::Q8)
+    return {{item.name, DType::I8, item.shape, static_cast<uint64_t>(rows * cols)},
+            {item.name + "_scales", DType::F16, {rows, cols / m3::kQuantGroup}, groups * 2}};
+  return {{item.name, DType::U8, {rows, cols / 2}, static_cast<uint64_t>(rows * cols / 2)},
+          {item.name + "_scales", DType::F16, {rows, cols / m3::kQuantGroup}, groups * 2}};
+}
+
+struct Plan {
+  std::vector<Item> items;
+  std::vector<std::vector<Stored>> stored;  // per item
+  uint64_t data_bytes = 0;
+};
+
+Plan make_plan(const RandomModelSpec& spec) {
+  const m3::ModelConfig c = m3::parse_model_config(spec.config_json, spec.source);
+  const nlohmann::json j = nlohmann::json::parse(spec.config_json);
+  const int64_t d_intermediate = j.value("d_intermediate", int64_t{0});
+  const int64_t mlp_hidden = (d_intermediate + 127) / 128 * 128;
+  Plan plan;
+  plan.items = model_items(c, mlp_hidden);
+  for (const Item& item : plan.items) {
+    if (item.matrix && quantized(spec.type) && item.shape[1] % m3::kQuantGroup != 0)
+      throw std::runtime_error(spec.source + ": " + item.name + " has " + std::to_string(item.shape[1]) +
+                               " columns, not a multiple of " + std::to_string(m3::kQuantGroup) + ": cannot store it as " +
+                               m3::weight_type_name(spec.type));
+    plan.stored.push_back(stored_tensors(item, spec.type));
+    for (const Stored& s : plan.stored.back()) plan.data_bytes += s.bytes;
+  }
+  return plan;
+}
+
+uint64_t row_seed(uint64_t seed, uint64_t item, uint64_t row) {
+  uint64_t x = seed ^ (item * 0x9e3779b97f4a7c15ull);
+  splitmix64(x);
+  x ^= row * 0xd1b54a32d192ed03ull;
+  return splitmix64(x);
+}
+
+// Values of rows [r0, r1) of an item into out (row-major, cols per row).
+void fill_rows(const Item& item, uint64_t seed, uint64_t index, int64_t cols, int64_t r0, int64_t r1, float* out) {
+  constexpr float kSqrt3 = 1.7320508f;
+  for (int64_t r = r0; r < r1; ++r) {
+    float* row = out + (r - r0) * cols;
+    Rng rng(row_seed(seed, index, static_cast<uint64_t>(r)));
+    switch (item.fill) {
+      case Fill::Ones: std::fill(row, row + cols, 1.0f); break;
+      case Fill::Uniform: {
+        const float a = kSqrt3 * item.stddev;
+        for (int64_t i = 0; i < cols; ++i) row[i] = (2.0f * rng.next() - 1.0f) * a;
+        break;
+      }
+      case Fill::DtBias:  // softplus^-1 of a uniform dt in [1e-3, 0.1]
+        for (int64_t i = 0; i < cols; ++i) row[i] = std::log(std::expm1(1e-3f + rng.next() * (0.1f - 1e-3f)));
+        break;
+      case Fill::Mimo:
+        for (int64_t i = 0; i < cols; ++i)
+          row[i] = (1.0f + item.stddev * kSqrt3 * (2.0f * rng.next() - 1.0f)) / item.divisor;
+        break;
+    }
+  }
+}
+
+// Converts rows of floats to the stored type; `data` advances by the rows' bytes.
+void encode_rows(WeightType type, const float* src, int64_t rows, int64_t cols, uint8_t* data, uint16_t* scales) {
+  const int64_t n = rows * cols;
+  switch (type) {
+    case WeightType::F32: std::memcpy(data, src, static_cast<std::size_t>(n) * 4); break;
+    case WeightType::F16: {
+      auto* out = reinterpret_cast<uint16_t*>(data);
+      for (int64_t i = 0; i < n; ++i) out[i] = m3::f32_to_f16(src[i]);
+      break;
+    }
+    case WeightType::BF16: {
+      auto* out = reinterpret_cast<uint16_t*>(data);
+      for (int64_t i = 0; i < n; ++i) out[i] = m3::f32_to_bf16(src[i]);
+      break;
+    }
+    case WeightType::Q8:
+    case WeightType::Q4: m3::quantize_matrix(type, src, rows, cols, data, scales); break;
+  }
+}
+
+class OutFile {
+ public:
+  explicit OutFile(const std::string& path) : path_(path), f_(std::fopen(path.c_str(), "wb")) {
+    if (!f_) m3::fail(M3_ERR_IO, path + ": cannot open for writing: " + std::strerror(errno));
+  }
+  ~OutFile() {
+    if (f_) std::fclose(f_);
+  }
+  void write(const void* p, std::size_t n) {
+    if (n && std::fwrite(p, 1, n, f_) != n) m3::fail(M3_ERR_IO, path_ + ": write failed: " + std::strerror(errno));
+  }
+  void close() {
+    FILE* f = f_;
+    f_ = nullptr;
+    if (std::fclose(f) != 0) m3::fail(M3_ERR_IO, path_ + ": write failed: " + std::strerror(errno));
+  }
+
+ private:
+  std::string path_;
+  FILE* f_;
+};
+
+}  // namespace
+
+uint64_t random_model_bytes(const RandomModelSpec& spec) { return make_plan(spec).data_bytes; }
+
+void write_random_model(const RandomModelSpec& spec, const std::string& dir,
+                        const std::function<void(uint64_t, uint64_t)>& progress) {
+  const Plan plan = make_plan(spec);
+
+  {
+    OutFile config(dir + "/config.json");
+    config.write(spec.config_json.data(), spec.config_json.size());
+    config.close();
+  }
+
+  nlohmann::ordered_json header = nlohmann::ordered_json::object();
+  if (quantized(spec.type)) header["__metadata__"] = {{"mamba3rt.weight_type", m3::weight_type_name(spec.type)}};
+  uint64_t offset = 0;
+  for (const auto& stored : plan.stored)
+    for (const Stored& s : stored) {
+      header[s.name] = {{"dtype", m3::dtype_name(s.dtype)}, {"shape", s.shape}, {"data_offsets", {offset, offset + s.bytes}}};
+      offset += s.bytes;
+    }
+  std::string text = header.dump();
+  while (text.size() % 8 != 0) text.push_back(' ');  // keeps the data 8-byte aligned
+
+  const std::string path = dir + "/model.safetensors";
+  OutFile out(path);
+  uint8_t len[8];
+  for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(static_cast<uint64_t>(text.size()) >> (8 * i));
+  out.write(len, 8);
+  out.write(text.data(), text.size());
+
+  const int threads = std::max(1, spec.threads);
+  constexpr int64_t kChunkElements = int64_t{1} << 22;
+  std::vector<float> values;
+  std::vector<uint8_t> bytes;
+  std::vector<uint16_t> scales;
+  uint64_t done = 0;
+  for (std::size_t index = 0; index < plan.items.size(); ++index) {
+    const Item& item = plan.items[index];
+    const int64_t rows = item.shape.size() == 1 ? 1 : item.shape[0];
+    const int64_t cols = static_cast<int64_t>(numel(item.shape)) / rows;
+    const WeightType type = item.matrix ? spec.type : WeightType::F32;
+    const int64_t row_bytes = m3::weight_row_bytes(type, cols) - (quantized(type) ? cols / m3::kQuantGroup * 2 : 0);
+    const int64_t chunk_rows = std::max<int64_t>(1, std::min(rows, kChunkElements / cols));
+    values.resize(static_cast<std::size_t>(chunk_rows * cols));
+    bytes.resize(static_cast<std::size_t>(chunk_rows * row_bytes));
+    if (quantized(type)) scales.assign(static_cast<std::size_t>(rows * (cols / m3::kQuantGroup)), 0);
+    for (int64_t r0 = 0; r0 < rows; r0 += chunk_rows) {
+      const int64_t n = std::min(chunk_rows, rows - r0);
+      // Each thread fills and converts a contiguous share of the chunk's rows.
+      auto work = [&](int64_t a, int64_t b) {
+        if (a >= b) return;
+        fill_rows(item, spec.seed, index, cols, r0 + a, r0 + b, values.data() + a * cols);
+        encode_rows(type, values.data() + a * cols, b - a, cols, bytes.data() + a * row_bytes,
+                    quantized(type) ? scales.data() + (r0 + a) * (cols / m3::kQuantGroup) : nullptr);
+      };
+      const int use = static_cast<int>(std::min<int64_t>(threads, n * cols / 65536 + 1));
+      std::vector<std::thread> pool;
+      for (int t = 1; t < use; ++t) pool.emplace_back(work, n * t / use, n * (t + 1) / use);
+      work(0, n / use);
+      for (auto& th : pool) th.join();
+      out.write(bytes.data(), static_cast<std::size_t>(n * row_bytes));
+      done += static_cast<uint64_t>(n * row_bytes);
+      if (progress) progress(done, plan.data_bytes);
+    }
+    if (quantized(type)) {
+      out.write(scales.data(), scales.size() * 2);
+      done += scales.size() * 2;
+    }
+  }
+  out.close();
+  if (progress) progress(done, plan.data_bytes);
+}
+
+}  // namespace cli
