@@ -94,16 +94,17 @@ void expect_matches_golden(const std::map<std::string, test::Tensor>& expected, 
               worst_state);
 }
 
-class GoldenParity : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {};
+using GoldenParam = std::tuple<std::string, std::string, m3_backend>;  // case, mode, backend
+class GoldenParity : public ::testing::TestWithParam<GoldenParam> {};
 
 TEST_P(GoldenParity, LogitsAndStatesMatchOfficialReference) {
-  const auto& [name, mode] = GetParam();
+  const auto& [name, mode, backend] = GetParam();
   const std::string dir = std::string(test::kGoldenDir) + "/" + name;
   const auto expected = test::read_tensors(dir + "/expected.safetensors");
-  m3_model* model = test::load(dir);
+  m3_model* model = test::load(dir, backend);
   ASSERT_NE(model, nullptr);
   const RunResult got = run_case(model, expected.at("tokens"), mode);
-  expect_matches_golden(expected, got, name + "/" + mode);
+  expect_matches_golden(expected, got, name + "/" + mode + "/" + m3_backend_name(backend));
   m3_model_free(model);
 }
 
@@ -135,7 +136,21 @@ std::string case_label(const ::testing::TestParamInfo<std::tuple<std::string, st
   return std::get<0>(info.param) + "_" + std::get<1>(info.param);
 }
 
-INSTANTIATE_TEST_SUITE_P(Golden, GoldenParity, ::testing::ValuesIn(all_cases()), case_label);
+// Every case and mode on the fast CPU backend (the default) and on the scalar oracle.
+std::vector<GoldenParam> all_backend_cases() {
+  std::vector<GoldenParam> v;
+  for (const auto& [c, mode] : all_cases())
+    for (m3_backend b : {M3_BACKEND_CPU, M3_BACKEND_CPU_REFERENCE}) v.emplace_back(c, mode, b);
+  return v;
+}
+
+std::string backend_case_label(const ::testing::TestParamInfo<GoldenParam>& info) {
+  std::string backend = m3_backend_name(std::get<2>(info.param));
+  std::replace(backend.begin(), backend.end(), '-', '_');
+  return std::get<0>(info.param) + "_" + std::get<1>(info.param) + "_" + backend;
+}
+
+INSTANTIATE_TEST_SUITE_P(Golden, GoldenParity, ::testing::ValuesIn(all_backend_cases()), backend_case_label);
 
 TEST(GoldenCases, AllSharedCasesArePresent) {
   // Five cases ship with the project: four safetensors, one pytorch_model.bin.

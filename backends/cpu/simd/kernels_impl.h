@@ -80,7 +80,15 @@ void load_row(const WeightMatrix& w, int64_t row, float* out) {
 // Matrix products as tiles of dot products: ROWS weight rows against NB input rows, each
 // pair accumulated along the depth in SIMD lanes and reduced at the end.
 
-template <class A, int ROWS, int NB>
+// One SIMD chunk of a float-typed weight row as float32.
+template <class A, WeightType T>
+fbatch<A> load_weights(const void* row, int64_t c) {
+  if constexpr (T == WeightType::F32) return fbatch<A>::load_unaligned(static_cast<const float*>(row) + c);
+  else if constexpr (T == WeightType::BF16) return load_bf16<A>(static_cast<const uint16_t*>(row) + c);
+  else return load_f16<A>(static_cast<const uint16_t*>(row) + c);
+}
+
+template <class A, WeightType T, int ROWS, int NB>
 void dot_tile(const WeightMatrix& w, int64_t r0, const float* x, int64_t x_stride, float* y, int64_t y_stride) {
   using fb = fbatch<A>;
   constexpr int64_t W = fb::size;
@@ -89,20 +97,28 @@ void dot_tile(const WeightMatrix& w, int64_t r0, const float* x, int64_t x_strid
   for (int r = 0; r < ROWS; ++r)
     for (int b = 0; b < NB; ++b) acc[r][b] = fb(0.0f);
   float tail[ROWS][NB] = {};
+  const float* xs[NB];
+  for (int b = 0; b < NB; ++b) xs[b] = x + b * x_stride;
 
-  if (w.type == WeightType::Q8 || w.type == WeightType::Q4) {
-    const uint16_t* scales = w.scales + r0 * (K / kQuantGroup);
-    for (int64_t g = 0; g < K / kQuantGroup; ++g) {
+  if constexpr (T == WeightType::Q8 || T == WeightType::Q4) {
+    const int64_t groups = K / kQuantGroup;
+    const uint16_t* scales[ROWS];
+    const uint8_t* rows[ROWS];
+    for (int r = 0; r < ROWS; ++r) {
+      scales[r] = w.scales + (r0 + r) * groups;
+      rows[r] = static_cast<const uint8_t*>(w.data) + (r0 + r) * (T == WeightType::Q8 ? K : K / 2);
+    }
+    for (int64_t g = 0; g < groups; ++g) {
       fb part[ROWS][NB];
       for (int r = 0; r < ROWS; ++r)
         for (int b = 0; b < NB; ++b) part[r][b] = fb(0.0f);
       const int64_t c0 = g * kQuantGroup;
-      if (w.type == WeightType::Q8) {
+      if constexpr (T == WeightType::Q8) {
         for (int64_t j = 0; j < kQuantGroup; j += W) {
           fb xv[NB];
-          for (int b = 0; b < NB; ++b) xv[b] = fb::load_unaligned(x + b * x_stride + c0 + j);
+          for (int b = 0; b < NB; ++b) xv[b] = fb::load_unaligned(xs[b] + c0 + j);
           for (int r = 0; r < ROWS; ++r) {
-            const fb wv = load_i8<A>(static_cast<const int8_t*>(w.data) + (r0 + r) * K + c0 + j);
+            const fb wv = load_i8<A>(reinterpret_cast<const int8_t*>(rows[r]) + c0 + j);
             for (int b = 0; b < NB; ++b) part[r][b] = xsimd::fma(wv, xv[b], part[r][b]);
           }
         }
@@ -110,32 +126,31 @@ void dot_tile(const WeightMatrix& w, int64_t r0, const float* x, int64_t x_strid
         for (int64_t j = 0; j < kQuantGroup / 2; j += W) {
           fb xlo[NB], xhi[NB];
           for (int b = 0; b < NB; ++b) {
-            xlo[b] = fb::load_unaligned(x + b * x_stride + c0 + j);
-            xhi[b] = fb::load_unaligned(x + b * x_stride + c0 + kQuantGroup / 2 + j);
+            xlo[b] = fb::load_unaligned(xs[b] + c0 + j);
+            xhi[b] = fb::load_unaligned(xs[b] + c0 + kQuantGroup / 2 + j);
           }
           for (int r = 0; r < ROWS; ++r) {
             fb lo, hi;
-            load_q4<A>(static_cast<const uint8_t*>(w.data) + ((r0 + r) * K + c0) / 2 + j, lo, hi);
+            load_q4<A>(rows[r] + c0 / 2 + j, lo, hi);
             for (int b = 0; b < NB; ++b) part[r][b] = xsimd::fma(hi, xhi[b], xsimd::fma(lo, xlo[b], part[r][b]));
           }
         }
       }
       for (int r = 0; r < ROWS; ++r) {
-        const fb scale(f16_scale(scales[r * (K / kQuantGroup) + g]));
+        const fb scale(f16_scale(scales[r][g]));
         for (int b = 0; b < NB; ++b) acc[r][b] = xsimd::fma(part[r][b], scale, acc[r][b]);
       }
     }
   } else {
+    constexpr int64_t elem = T == WeightType::F32 ? 4 : 2;
+    const char* rows[ROWS];
+    for (int r = 0; r < ROWS; ++r) rows[r] = static_cast<const char*>(w.data) + (r0 + r) * K * elem;
     int64_t c = 0;
     for (; c + W <= K; c += W) {
       fb xv[NB];
-      for (int b = 0; b < NB; ++b) xv[b] = fb::load_unaligned(x + b * x_stride + c);
+      for (int b = 0; b < NB; ++b) xv[b] = fb::load_unaligned(xs[b] + c);
       for (int r = 0; r < ROWS; ++r) {
-        const int64_t at = (r0 + r) * K + c;
-        fb wv;
-        if (w.type == WeightType::F32) wv = fb::load_unaligned(static_cast<const float*>(w.data) + at);
-        else if (w.type == WeightType::BF16) wv = load_bf16<A>(static_cast<const uint16_t*>(w.data) + at);
-        else wv = load_f16<A>(static_cast<const uint16_t*>(w.data) + at);
+        const fb wv = load_weights<A, T>(rows[r], c);
         for (int b = 0; b < NB; ++b) acc[r][b] = xsimd::fma(wv, xv[b], acc[r][b]);
       }
     }
@@ -144,7 +159,7 @@ void dot_tile(const WeightMatrix& w, int64_t r0, const float* x, int64_t x_strid
       for (int r = 0; r < ROWS; ++r) {
         convert_range<A>(w, r0 + r, c, K - c, row_tail);
         for (int b = 0; b < NB; ++b)
-          for (int64_t i = 0; i < K - c; ++i) tail[r][b] += row_tail[i] * x[b * x_stride + c + i];
+          for (int64_t i = 0; i < K - c; ++i) tail[r][b] += row_tail[i] * xs[b][c + i];
       }
     }
   }
@@ -159,22 +174,22 @@ constexpr int tile_rows() {
   return is_avx512<A> || !std::is_base_of_v<xsimd::sse2, A> ? 4 : 2;
 }
 
-template <class A, int NB>
+template <class A, WeightType T, int NB>
 void matmul_nb(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const float* x, int64_t x_stride, float* y,
                int64_t y_stride) {
   // One input row streams the weights: four rows per tile for independent FMA chains.
   constexpr int kRows = NB == 1 ? 4 : tile_rows<A>();
   int64_t r = row_begin;
-  for (; r + kRows <= row_end; r += kRows) dot_tile<A, kRows, NB>(w, r, x, x_stride, y + (r - row_begin), y_stride);
-  for (; r < row_end; ++r) dot_tile<A, 1, NB>(w, r, x, x_stride, y + (r - row_begin), y_stride);
+  for (; r + kRows <= row_end; r += kRows) dot_tile<A, T, kRows, NB>(w, r, x, x_stride, y + (r - row_begin), y_stride);
+  for (; r < row_end; ++r) dot_tile<A, T, 1, NB>(w, r, x, x_stride, y + (r - row_begin), y_stride);
 }
 
 // Every output is one dot product accumulated in the same order whatever the tiling, so
 // results do not depend on how many rows are computed together: a prompt fed in one call,
 // in pieces, or token by token gives bit-identical logits and states.
-template <class A>
-void matmul(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const float* x, int64_t x_stride,
-            int64_t n_rows, float* y, int64_t y_stride) {
+template <class A, WeightType T>
+void matmul_typed(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const float* x, int64_t x_stride,
+                  int64_t n_rows, float* y, int64_t y_stride) {
   // A block of weight rows stays in L1/L2 while every input tile passes over it.
   const int64_t block = std::max<int64_t>(4, kMatmulBlockBytes / std::max<int64_t>(1, weight_row_bytes(w.type, w.cols)));
   for (int64_t b0 = row_begin; b0 < row_end; b0 += block) {
@@ -183,12 +198,24 @@ void matmul(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const flo
       const float* xt = x + t0 * x_stride;
       float* yt = y + t0 * y_stride + (b0 - row_begin);
       switch (std::min<int64_t>(kMatmulMaxTile, n_rows - t0)) {
-        case 1: matmul_nb<A, 1>(w, b0, b1, xt, x_stride, yt, y_stride); break;
-        case 2: matmul_nb<A, 2>(w, b0, b1, xt, x_stride, yt, y_stride); break;
-        case 3: matmul_nb<A, 3>(w, b0, b1, xt, x_stride, yt, y_stride); break;
-        default: matmul_nb<A, 4>(w, b0, b1, xt, x_stride, yt, y_stride); break;
+        case 1: matmul_nb<A, T, 1>(w, b0, b1, xt, x_stride, yt, y_stride); break;
+        case 2: matmul_nb<A, T, 2>(w, b0, b1, xt, x_stride, yt, y_stride); break;
+        case 3: matmul_nb<A, T, 3>(w, b0, b1, xt, x_stride, yt, y_stride); break;
+        default: matmul_nb<A, T, 4>(w, b0, b1, xt, x_stride, yt, y_stride); break;
       }
     }
+  }
+}
+
+template <class A>
+void matmul(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const float* x, int64_t x_stride,
+            int64_t n_rows, float* y, int64_t y_stride) {
+  switch (w.type) {
+    case WeightType::F32: return matmul_typed<A, WeightType::F32>(w, row_begin, row_end, x, x_stride, n_rows, y, y_stride);
+    case WeightType::BF16: return matmul_typed<A, WeightType::BF16>(w, row_begin, row_end, x, x_stride, n_rows, y, y_stride);
+    case WeightType::F16: return matmul_typed<A, WeightType::F16>(w, row_begin, row_end, x, x_stride, n_rows, y, y_stride);
+    case WeightType::Q8: return matmul_typed<A, WeightType::Q8>(w, row_begin, row_end, x, x_stride, n_rows, y, y_stride);
+    case WeightType::Q4: return matmul_typed<A, WeightType::Q4>(w, row_begin, row_end, x, x_stride, n_rows, y, y_stride);
   }
 }
 

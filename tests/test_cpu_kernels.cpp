@@ -1,0 +1,294 @@
+// The fast CPU kernels of every instruction set this CPU runs, against scalar double
+// precision computed here from the documented storage layouts (model_weights.h), on
+// random shapes with odd sizes and tails; and the thread pool.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backends/cpu/simd/kernel_table.h"
+#include "backends/cpu/thread_pool.h"
+#include "model/float_convert.h"
+#include "model/quantization.h"
+
+namespace {
+
+using m3::WeightMatrix;
+using m3::WeightType;
+using m3::cpu::KernelTable;
+
+// A matrix in one storage type, owning its bytes, plus the exact float values it encodes.
+struct StoredMatrix {
+  WeightMatrix view;
+  std::vector<uint8_t> data;
+  std::vector<uint16_t> scales;
+  std::vector<double> values;  // decoded independently of the kernels
+};
+
+double decode_f16(uint16_t h) { return m3::f16_to_f32(h); }
+
+StoredMatrix make_matrix(WeightType type, int64_t rows, int64_t cols, std::mt19937& rng) {
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> src(static_cast<size_t>(rows * cols));
+  for (auto& v : src) v = normal(rng);
+  StoredMatrix m;
+  m.values.resize(src.size());
+  switch (type) {
+    case WeightType::F32:
+      m.data.resize(src.size() * 4);
+      std::memcpy(m.data.data(), src.data(), m.data.size());
+      for (size_t i = 0; i < src.size(); ++i) m.values[i] = src[i];
+      break;
+    case WeightType::BF16:
+    case WeightType::F16: {
+      m.data.resize(src.size() * 2);
+      auto* p = reinterpret_cast<uint16_t*>(m.data.data());
+      for (size_t i = 0; i < src.size(); ++i) {
+        p[i] = type == WeightType::BF16 ? m3::f32_to_bf16(src[i]) : m3::f32_to_f16(src[i]);
+        m.values[i] = type == WeightType::BF16 ? m3::bf16_to_f32(p[i]) : decode_f16(p[i]);
+      }
+      break;
+    }
+    case WeightType::Q8:
+    case WeightType::Q4: {
+      const int64_t groups_per_row = cols / m3::kQuantGroup;
+      m.data.resize(static_cast<size_t>(type == WeightType::Q8 ? rows * cols : rows * cols / 2));
+      m.scales.resize(static_cast<size_t>(rows * groups_per_row));
+      m3::quantize_matrix(type, src.data(), rows, cols, m.data.data(), m.scales.data());
+      // Decode by the layout in model_weights.h.
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < cols; ++c) {
+          const double scale = decode_f16(m.scales[r * groups_per_row + c / m3::kQuantGroup]);
+          double q;
+          if (type == WeightType::Q8) {
+            q = static_cast<int8_t>(m.data[r * cols + c]);
+          } else {
+            const int64_t g = c / m3::kQuantGroup, j = c % m3::kQuantGroup;
+            const uint8_t byte = m.data[r * cols / 2 + g * 16 + j % 16];
+            q = static_cast<double>(j < 16 ? (byte & 15) : (byte >> 4)) - 8.0;
+          }
+          m.values[r * cols + c] = q * scale;
+        }
+      break;
+    }
+  }
+  m.view = WeightMatrix{type, rows, cols, m.data.data(), m.scales.empty() ? nullptr : m.scales.data()};
+  return m;
+}
+
+std::vector<float> random_floats(size_t n, std::mt19937& rng) {
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> v(n);
+  for (auto& x : v) x = normal(rng);
+  return v;
+}
+
+const WeightType kAllTypes[] = {WeightType::F32, WeightType::BF16, WeightType::F16, WeightType::Q8, WeightType::Q4};
+
+class Kernels : public ::testing::TestWithParam<const KernelTable*> {};
+
+TEST(KernelTables, TheBestIsSupportedAndTheBaselineIsAlwaysThere) {
+  const auto tables = m3::cpu::supported_kernel_tables();
+  ASSERT_FALSE(tables.empty());
+  EXPECT_EQ(&m3::cpu::best_kernel_table(), tables.front());
+#if defined(__x86_64__)
+  EXPECT_STREQ(tables.back()->arch, "sse2");
+#endif
+  std::printf("[ kernels  ] this CPU runs:");
+  for (const KernelTable* t : tables) std::printf(" %s", t->arch);
+  std::printf("\n");
+}
+
+TEST_P(Kernels, MatmulMatchesDoublePrecisionOnOddShapes) {
+  const KernelTable& k = *GetParam();
+  std::mt19937 rng(7);
+  for (WeightType type : kAllTypes) {
+    const bool quantized = type == WeightType::Q8 || type == WeightType::Q4;
+    const std::vector<int64_t> col_choices =
+        quantized ? std::vector<int64_t>{32, 64, 96, 160, 288} : std::vector<int64_t>{1, 3, 7, 16, 17, 33, 100, 257};
+    for (int64_t cols : col_choices)
+      for (int64_t rows : {1, 3, 4, 5, 9, 17, 37}) {
+        const StoredMatrix m = make_matrix(type, rows, cols, rng);
+        for (int64_t n : {1, 2, 3, 4, 5, 7, 9}) {
+          const int64_t x_stride = cols + 3, y_stride = rows + 2;  // strides wider than the data
+          const auto x = random_floats(static_cast<size_t>(n * x_stride), rng);
+          std::vector<float> y(static_cast<size_t>(n * y_stride), -1.0f);
+          // A row range that starts inside the matrix, like a thread's share.
+          const int64_t r0 = rows > 4 ? 1 : 0;
+          k.matmul(m.view, r0, rows, x.data(), x_stride, n, y.data() + r0, y_stride);
+          for (int64_t t = 0; t < n; ++t) {
+            EXPECT_EQ(y[t * y_stride + 0], r0 ? -1.0f : y[t * y_stride + 0]) << "wrote before row_begin";
+            for (int64_t r = r0; r < rows; ++r) {
+              double want = 0, mag = 0;
+              for (int64_t c = 0; c < cols; ++c) {
+                want += m.values[r * cols + c] * x[t * x_stride + c];
+                mag += std::fabs(m.values[r * cols + c] * x[t * x_stride + c]);
+              }
+              ASSERT_NEAR(y[t * y_stride + r], want, 1e-5 * mag + 1e-30)
+                  << k.arch << " " << m3::weight_type_name(type) << " rows=" << rows << " cols=" << cols
+                  << " n=" << n << " t=" << t << " r=" << r;
+            }
+            EXPECT_EQ(y[t * y_stride + rows], -1.0f) << "wrote past the row range";
+          }
+        }
+      }
+  }
+}
+
+// Each output's summation order is fixed, so computing rows one by one or together gives
+// identical bits: what makes a prompt fed in one piece equal the same prompt decoded.
+TEST_P(Kernels, MatmulResultsDoNotDependOnHowManyRowsRunTogether) {
+  const KernelTable& k = *GetParam();
+  std::mt19937 rng(11);
+  for (WeightType type : kAllTypes) {
+    const int64_t rows = 23, cols = 96;
+    const StoredMatrix m = make_matrix(type, rows, cols, rng);
+    const int64_t n = 11;
+    const auto x = random_floats(static_cast<size_t>(n * cols), rng);
+    std::vector<float> together(static_cast<size_t>(n * rows)), alone(together.size());
+    k.matmul(m.view, 0, rows, x.data(), cols, n, together.data(), rows);
+    for (int64_t t = 0; t < n; ++t) k.matmul(m.view, 0, rows, x.data() + t * cols, cols, 1, alone.data() + t * rows, rows);
+    // Split the output rows differently too, as threads do.
+    std::vector<float> split(together.size());
+    k.matmul(m.view, 0, 5, x.data(), cols, n, split.data(), rows);
+    k.matmul(m.view, 5, rows, x.data(), cols, n, split.data() + 5, rows);
+    EXPECT_EQ(together, alone) << k.arch << " " << m3::weight_type_name(type);
+    EXPECT_EQ(together, split) << k.arch << " " << m3::weight_type_name(type);
+  }
+}
+
+TEST_P(Kernels, LoadRowDecodesExactly) {
+  const KernelTable& k = *GetParam();
+  std::mt19937 rng(3);
+  for (WeightType type : kAllTypes) {
+    const bool quantized = type == WeightType::Q8 || type == WeightType::Q4;
+    const int64_t rows = 5, cols = quantized ? 96 : 45;
+    const StoredMatrix m = make_matrix(type, rows, cols, rng);
+    std::vector<float> out(static_cast<size_t>(cols));
+    for (int64_t r = 0; r < rows; ++r) {
+      k.load_row(m.view, r, out.data());
+      for (int64_t c = 0; c < cols; ++c)
+        ASSERT_EQ(out[c], static_cast<float>(m.values[r * cols + c])) << k.arch << " " << m3::weight_type_name(type);
+    }
+  }
+}
+
+// Every one of the 65536 half-precision bit patterns, including subnormals, infinities and NaNs.
+TEST_P(Kernels, EveryHalfPrecisionValueConvertsExactly) {
+  const KernelTable& k = *GetParam();
+  std::vector<uint16_t> all(65536);
+  for (uint32_t i = 0; i < 65536; ++i) all[i] = static_cast<uint16_t>(i);
+  const WeightMatrix w{WeightType::F16, 1, 65536, all.data(), nullptr};
+  std::vector<float> out(65536);
+  k.load_row(w, 0, out.data());
+  for (uint32_t i = 0; i < 65536; ++i) {
+    const float want = m3::f16_to_f32(static_cast<uint16_t>(i));
+    if (std::isnan(want)) {
+      ASSERT_TRUE(std::isnan(out[i])) << k.arch << " bits " << i;
+    } else {
+      uint32_t a, b;
+      std::memcpy(&a, &out[i], 4);
+      std::memcpy(&b, &want, 4);
+      ASSERT_EQ(a, b) << k.arch << " bits " << i;
+    }
+  }
+}
+
+TEST_P(Kernels, SsmHeadStepMatchesScalar) {
+  const KernelTable& k = *GetParam();
+  std::mt19937 rng(5);
+  for (int64_t N : {4, 12, 16, 64, 70})
+    for (int64_t P : {1, 8, 24})
+      for (int64_t R : {1, 2, 4}) {
+        const int64_t kp_stride = N * 3;
+        auto h = random_floats(static_cast<size_t>(P * N), rng);
+        const auto wp = random_floats(static_cast<size_t>(R * P), rng);
+        const auto wc = random_floats(static_cast<size_t>(R * P), rng);
+        const auto kp = random_floats(static_cast<size_t>(R * kp_stride), rng);
+        const auto kc = random_floats(static_cast<size_t>(R * N), rng);
+        const auto q = random_floats(static_cast<size_t>(R * N), rng);
+        const float alpha = 0.9f;
+        std::vector<double> h_want(h.begin(), h.end()), y_want(static_cast<size_t>(R * P));
+        for (int64_t p = 0; p < P; ++p) {
+          for (int64_t n = 0; n < N; ++n) {
+            double v = alpha * h_want[p * N + n];
+            for (int64_t r = 0; r < R; ++r)
+              v += static_cast<double>(wp[r * P + p]) * kp[r * kp_stride + n] +
+                   static_cast<double>(wc[r * P + p]) * kc[r * N + n];
+            h_want[p * N + n] = v;
+          }
+          for (int64_t r = 0; r < R; ++r) {
+            double s = 0;
+            for (int64_t n = 0; n < N; ++n) s += h_want[p * N + n] * q[r * N + n];
+            y_want[r * P + p] = s;
+          }
+        }
+        std::vector<float> y(static_cast<size_t>(R * P));
+        k.ssm_head_step(h.data(), P, N, R, alpha, wp.data(), wc.data(), kp.data(), kp_stride, kc.data(), q.data(),
+                        y.data());
+        for (size_t i = 0; i < h.size(); ++i) ASSERT_NEAR(h[i], h_want[i], 1e-5 * (1 + std::fabs(h_want[i]))) << k.arch;
+        for (size_t i = 0; i < y.size(); ++i) ASSERT_NEAR(y[i], y_want[i], 1e-4 * (1 + std::fabs(y_want[i]))) << k.arch;
+      }
+}
+
+TEST_P(Kernels, FmaProbeComputes) {
+  const KernelTable& k = *GetParam();
+  EXPECT_GT(k.float_lanes, 0);
+  const float v = k.fma_probe(1000);
+  EXPECT_TRUE(std::isfinite(v));
+  EXPECT_GT(v, 0.0f);
+}
+
+std::string table_name(const ::testing::TestParamInfo<const KernelTable*>& info) {
+  std::string s = info.param->arch;
+  for (char& c : s)
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  return s;
+}
+
+INSTANTIATE_TEST_SUITE_P(EverySupportedIsa, Kernels, ::testing::ValuesIn(m3::cpu::supported_kernel_tables()),
+                         table_name);
+
+TEST(ThreadPool, ParallelForCoversEveryIndexOnce) {
+  for (int threads : {1, 2, 3, 5}) {
+    m3::cpu::ThreadPool pool(threads);
+    EXPECT_EQ(pool.size(), threads);
+    for (int64_t n : {0, 1, 2, 7, 64, 1000})
+      for (int64_t grain : {1, 3, 16, 5000}) {
+        std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+        for (auto& h : hits) h = 0;
+        pool.parallel_for(n, grain, [&](int64_t b, int64_t e, int t) {
+          EXPECT_GE(t, 0);
+          EXPECT_LT(t, threads);
+          EXPECT_TRUE(b % grain == 0) << "ranges start at grain multiples";
+          for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)]++;
+        });
+        for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[static_cast<size_t>(i)].load(), 1) << threads << " " << n;
+      }
+  }
+}
+
+TEST(ThreadPool, ManyShortJobsAndImmediateDestruction) {
+  for (int round = 0; round < 50; ++round) {
+    m3::cpu::ThreadPool idle(3);  // created and destroyed without a job: workers must not hang
+  }
+  m3::cpu::ThreadPool pool(3);
+  std::atomic<int64_t> sum{0};
+  for (int job = 0; job < 20000; ++job) pool.run([&](int t) { sum += t + 1; });
+  EXPECT_EQ(sum.load(), 20000 * (1 + 2 + 3));
+}
+
+TEST(ThreadPool, DefaultThreadCountHonoursTheEnvironment) {
+  ::setenv("MAMBA3RT_THREADS", "3", 1);
+  EXPECT_EQ(m3::cpu::default_thread_count(), 3);
+  ::setenv("MAMBA3RT_THREADS", "zero", 1);
+  EXPECT_GE(m3::cpu::default_thread_count(), 1);  // invalid: falls back to the cores
+  ::unsetenv("MAMBA3RT_THREADS");
+  EXPECT_GE(m3::cpu::default_thread_count(), 1);
+}
+
+}  // namespace
