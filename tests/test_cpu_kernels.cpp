@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <thread>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -280,6 +282,17 @@ TEST(ThreadPool, ManyShortJobsAndImmediateDestruction) {
   std::atomic<int64_t> sum{0};
   for (int job = 0; job < 20000; ++job) pool.run([&](int t) { sum += t + 1; });
   EXPECT_EQ(sum.load(), 20000 * (1 + 2 + 3));
+}
+
+// Jobs spaced wider than the workers' spin, so that every job must wake sleeping workers.
+TEST(ThreadPool, WakesSleepingWorkers) {
+  m3::cpu::ThreadPool pool(3);
+  std::atomic<int> ran{0};
+  for (int job = 0; job < 60; ++job) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(3));
+    pool.run([&](int) { ran++; });
+  }
+  EXPECT_EQ(ran.load(), 60 * 3);
 }
 
 TEST(ThreadPool, DefaultThreadCountHonoursTheEnvironment) {

@@ -25,9 +25,18 @@ ThreadPool::ThreadPool(int n_threads) {
 
 ThreadPool::~ThreadPool() {
   stop_.store(true);
-  generation_.fetch_add(1);
-  generation_.notify_all();
+  start_generation();
   for (auto& w : workers_) w.join();
+}
+
+void ThreadPool::start_generation() {
+  generation_.fetch_add(1, std::memory_order_seq_cst);
+  // A worker counts itself a sleeper before it re-checks the generation under the mutex,
+  // so either it sees the new generation or we see it and wake it (both are seq_cst).
+  if (sleepers_.load(std::memory_order_seq_cst) > 0) {
+    { std::lock_guard<std::mutex> lock(sleep_mutex_); }
+    wake_.notify_all();
+  }
 }
 
 void ThreadPool::run_erased(void (*fn)(void*, int), void* ctx) {
@@ -38,8 +47,7 @@ void ThreadPool::run_erased(void (*fn)(void*, int), void* ctx) {
   task_fn_ = fn;
   task_ctx_ = ctx;
   pending_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
-  generation_.fetch_add(1, std::memory_order_release);
-  generation_.notify_all();
+  start_generation();
   fn(ctx, 0);
   // Yield now and then: with more threads than free cores a worker may need our core.
   for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) {
@@ -60,7 +68,10 @@ void ThreadPool::worker_loop(int index) {
       now = generation_.load(std::memory_order_acquire);
     }
     if (now == seen) {
-      generation_.wait(seen, std::memory_order_acquire);
+      std::unique_lock<std::mutex> lock(sleep_mutex_);
+      sleepers_.fetch_add(1, std::memory_order_seq_cst);
+      wake_.wait(lock, [&] { return generation_.load(std::memory_order_seq_cst) != seen; });
+      sleepers_.fetch_sub(1, std::memory_order_seq_cst);
       continue;
     }
     seen = now;

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <cstdint>
 #include <algorithm>
 #include <type_traits>
@@ -49,6 +51,7 @@ class ThreadPool {
 
  private:
   void run_erased(void (*fn)(void*, int), void* ctx);
+  void start_generation();
   void worker_loop(int index);
 
   std::vector<std::thread> workers_;
@@ -57,6 +60,11 @@ class ThreadPool {
   std::atomic<uint64_t> generation_{0};  // bumped to start a job
   std::atomic<int> pending_{0};          // workers still running the current job
   std::atomic<bool> stop_{false};
+  // Sleeping after the spin: a mutex and condition variable (not atomic::wait, whose
+  // 64-bit form in GCC 12's libstdc++ was seen to miss a wake-up).
+  std::mutex sleep_mutex_;
+  std::condition_variable wake_;
+  std::atomic<int> sleepers_{0};
 };
 
 // The default thread count: $MAMBA3RT_THREADS when set and valid, else the online cores.
