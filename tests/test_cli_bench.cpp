@@ -75,13 +75,14 @@ TEST(CliBench, TinyConfigEmitsOneJsonObjectWithSaneFields) {
   test::remove_tree(tmp);
 }
 
-TEST(CliBench, EveryFloatTypeAndABatch) {
-  for (const char* dtype : {"f32", "f16", "bf16"}) {
+TEST(CliBench, EveryWeightTypeAndABatch) {
+  for (const char* dtype : {"f32", "f16", "bf16", "int8", "q4"}) {
     const BenchRun r = run_bench(std::string("--config ") + kTinyConfig + " --dtype " + dtype +
                             " --prompt 8 --gen 4 --batch 3 --json --reps 1" + kFastProbes);
     ASSERT_EQ(r.rc, 0) << dtype << ": " << r.err;
     const nlohmann::json j = nlohmann::json::parse(r.out);
     EXPECT_EQ(j["dtype"], dtype);
+    EXPECT_EQ(j["embedding_dtype"], std::string(dtype) == "q4" ? "int8" : dtype);  // as `mamba3rt quantize`
     expect_sane_report(j, 3);
   }
 }
@@ -93,7 +94,7 @@ TEST(CliBench, ModelDirectoryAndGivenCeilings) {
   EXPECT_EQ(j["mem_bw_gbs"], 20.0);
   EXPECT_EQ(j["fma_peak_gflops"], 100.0);
   EXPECT_EQ(j["mem_bw_measured"], false);
-  EXPECT_TRUE(j["dtype"].is_null());
+  EXPECT_EQ(j["dtype"], "f32");  // read from the file
   expect_sane_report(j, 1);
 }
 
@@ -125,6 +126,8 @@ TEST(CliBench, BadInputsGiveClearErrors) {
       {std::string("--config ") + kTinyConfig + " --mem-bw fast", 2, "--mem-bw"},
       {std::string("--config ") + kTinyConfig + " --model data/golden/siso_basic", 2, "not both"},
       {"--model data/golden/siso_basic --dtype int8", 2, "--dtype"},
+      {"--model data/golden/siso_basic --embedding-type int8", 2, "--embedding-type"},
+      {std::string("--config ") + kTinyConfig + " --embedding-type q3", 2, "--embedding-type"},
       {"--model /nonexistent/dir", 1, "/nonexistent/dir"},
       {"--frobnicate", 2, "--frobnicate"},
   };

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <initializer_list>
+#include <optional>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -15,19 +16,22 @@ int64_t info(const m3_model* model, m3_model_info_key key) {
   return v;
 }
 
-// Stored bytes of the named tensors in a safetensors file's header; -1 when the file or
-// header cannot be read or none of them is there.
-int64_t stored_bytes(const std::string& path, std::initializer_list<const char*> names) {
+std::optional<nlohmann::json> read_header(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   uint8_t len_bytes[8];
-  if (!in.read(reinterpret_cast<char*>(len_bytes), 8)) return -1;
+  if (!in.read(reinterpret_cast<char*>(len_bytes), 8)) return std::nullopt;
   uint64_t len = 0;
   for (int i = 0; i < 8; ++i) len |= static_cast<uint64_t>(len_bytes[i]) << (8 * i);
-  if (len > (uint64_t{1} << 30)) return -1;
+  if (len > (uint64_t{1} << 30)) return std::nullopt;
   std::string text(len, '\0');
-  if (!in.read(text.data(), static_cast<std::streamsize>(len))) return -1;
-  const nlohmann::json header = nlohmann::json::parse(text, nullptr, false);
-  if (!header.is_object()) return -1;
+  if (!in.read(text.data(), static_cast<std::streamsize>(len))) return std::nullopt;
+  nlohmann::json header = nlohmann::json::parse(text, nullptr, false);
+  if (!header.is_object()) return std::nullopt;
+  return header;
+}
+
+// Stored bytes of the named tensors; -1 when none of them is there.
+int64_t stored_bytes(const nlohmann::json& header, std::initializer_list<const char*> names) {
   int64_t total = -1;
   for (const char* name : names) {
     const auto it = header.find(name);
@@ -37,6 +41,19 @@ int64_t stored_bytes(const std::string& path, std::initializer_list<const char*>
     total = std::max<int64_t>(total, 0) + static_cast<int64_t>(off[1].get<uint64_t>() - off[0].get<uint64_t>());
   }
   return total;
+}
+
+// The weight type a stored matrix has ("" when unknown).
+std::string stored_type(const nlohmann::json& header, const char* name) {
+  const auto it = header.find(name);
+  if (it == header.end() || !it->is_object() || !it->contains("dtype") || !(*it)["dtype"].is_string()) return "";
+  const std::string d = (*it)["dtype"].get<std::string>();
+  if (d == "F32") return "f32";
+  if (d == "F16") return "f16";
+  if (d == "BF16") return "bf16";
+  if (d == "I8") return "int8";
+  if (d == "U8") return "q4";
+  return "";
 }
 
 }  // namespace
@@ -56,8 +73,12 @@ ModelCost model_cost(const m3_model* model, const std::string& dir) {
   c.block_matrix_params = L * (d_in_proj * D + D * E + 3 * hid * D);
   c.head_params = c.vocab_padded * D;
 
-  c.embedding_bytes = stored_bytes(dir + "/model.safetensors",
-                                   {"backbone.embedding.weight", "backbone.embedding.weight_scales"});
+  c.embedding_bytes = -1;
+  if (const auto header = read_header(dir + "/model.safetensors")) {
+    c.embedding_bytes = stored_bytes(*header, {"backbone.embedding.weight", "backbone.embedding.weight_scales"});
+    c.weight_type = stored_type(*header, "backbone.layers.0.mixer.in_proj.weight");
+    c.embedding_type = stored_type(*header, "backbone.embedding.weight");
+  }
   if (c.embedding_bytes < 0 && c.n_params > 0)
     c.embedding_bytes = static_cast<int64_t>(static_cast<double>(c.weight_bytes) / static_cast<double>(c.n_params) *
                                              static_cast<double>(c.head_params));

@@ -25,6 +25,8 @@ struct ModelCost {
   int64_t decode_weight_bytes = 0;  // weight bytes one decode step reads
   int64_t block_matrix_params = 0;  // in_proj, out_proj, fc1, fc2 of all layers
   int64_t head_params = 0;          // lm_head: V_pad * D
+  std::string weight_type;          // of the block matrices ("f32", ..., "q4"; "" if unknown)
+  std::string embedding_type;       // of the embedding table
 
   double decode_bytes_per_step(int64_t batch) const {
     return static_cast<double>(decode_weight_bytes) + static_cast<double>(batch) * 2.0 * static_cast<double>(state_bytes);
@@ -35,9 +37,9 @@ struct ModelCost {
   }
 };
 
-// From the loaded model's info and, for the embedding's stored size, the header of
-// <dir>/model.safetensors (without one, the embedding is assumed to take the model's
-// average bytes per parameter).
+// From the loaded model's info and, for the embedding's stored size and the weight types,
+// the header of <dir>/model.safetensors (without one, the embedding is assumed to take the
+// model's average bytes per parameter and the types are unknown).
 ModelCost model_cost(const m3_model* model, const std::string& dir);
 
 }  // namespace cli

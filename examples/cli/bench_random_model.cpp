@@ -1,10 +1,14 @@
 #include "bench_random_model.h"
 
 #include <algorithm>
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
@@ -34,7 +38,9 @@ struct Item {
   Fill fill = Fill::Uniform;
   float stddev = 1.0f;  // Uniform
   float divisor = 1.0f;  // Mimo: mimo_o is divided by R
-  bool matrix = false;   // stored in the model's weight type; else F32
+  bool matrix = false;   // stored in the model's weight type (the head's, for the embedding/lm_head); else F32
+  bool head = false;     // the embedding or lm_head
+  WeightType type = WeightType::F32;  // resolved by make_plan
 };
 
 struct Stored {
@@ -42,6 +48,7 @@ struct Stored {
   DType dtype;
   std::vector<int64_t> shape;
   uint64_t bytes;
+  uint64_t offset = 0;  // in the data section
 };
 
 uint64_t splitmix64(uint64_t& x) {
@@ -89,13 +96,14 @@ std::vector<Item> model_items(const m3::ModelConfig& c, int64_t mlp_hidden) {
                 V = c.vocab_padded, L = c.n_layer;
   const float inv_sqrt_layers = 1.0f / std::sqrt(2.0f * static_cast<float>(L));
   auto linear = [](std::string name, int64_t rows, int64_t cols, float extra = 1.0f) {
-    return Item{std::move(name), {rows, cols}, Fill::Uniform, extra / std::sqrt(static_cast<float>(cols)), 1.0f, true};
+    return Item{std::move(name), {rows, cols}, Fill::Uniform, extra / std::sqrt(static_cast<float>(cols)), 1.0f, true,
+                false};
   };
   auto ones = [](std::string name, std::vector<int64_t> shape) {
     return Item{std::move(name), std::move(shape), Fill::Ones, 0.0f, 1.0f, false};
   };
   std::vector<Item> items;
-  items.push_back({"backbone.embedding.weight", {V, D}, Fill::Uniform, 1.0f, 1.0f, true});
+  items.push_back({"backbone.embedding.weight", {V, D}, Fill::Uniform, 1.0f, 1.0f, true, true});
   for (int64_t i = 0; i < L; ++i) {
     const std::string p = "backbone.layers." + std::to_string(i) + ".";
     items.push_back(ones(p + "norm.weight", {D}));
@@ -120,7 +128,10 @@ std::vector<Item> model_items(const m3::ModelConfig& c, int64_t mlp_hidden) {
     }
   }
   items.push_back(ones("backbone.norm_f.weight", {D}));
-  if (!c.tie_embeddings) items.push_back(linear("lm_head.weight", V, D));
+  if (!c.tie_embeddings) {
+    items.push_back(linear("lm_head.weight", V, D));
+    items.back().head = true;
+  }
   return items;
 }
 
@@ -130,7 +141,8 @@ uint64_t numel(const std::vector<int64_t>& shape) {
   return n;
 }
 
-std::vector<Stored> stored_tensors(const Item& item, WeightType type) {
+std::vector<Stored> stored_tensors(const Item& item) {
+  const WeightType type = item.type;
   if (!item.matrix) return {{item.name, DType::F32, item.shape, numel(item.shape) * 4}};
   const int64_t rows = item.shape[0], cols = item.shape[1];
   if (!quantized(type)) {
@@ -148,8 +160,9 @@ std::vector<Stored> stored_tensors(const Item& item, WeightType type) {
 
 struct Plan {
   std::vector<Item> items;
-  std::vector<std::vector<Stored>> stored;  // per item
+  std::vector<std::vector<Stored>> stored;  // per item, with their offsets
   uint64_t data_bytes = 0;
+  std::map<std::string, std::string> metadata;
 };
 
 Plan make_plan(const RandomModelSpec& spec) {
@@ -157,15 +170,36 @@ Plan make_plan(const RandomModelSpec& spec) {
   const nlohmann::json j = nlohmann::json::parse(spec.config_json);
   const int64_t d_intermediate = j.value("d_intermediate", int64_t{0});
   const int64_t mlp_hidden = (d_intermediate + 127) / 128 * 128;
+  const WeightType head_type = spec.embedding_type.value_or(default_embedding_type(spec.type));
   Plan plan;
   plan.items = model_items(c, mlp_hidden);
-  for (const Item& item : plan.items) {
-    if (item.matrix && quantized(spec.type) && item.shape[1] % m3::kQuantGroup != 0)
+  bool any_quantized = false;
+  for (Item& item : plan.items) {
+    item.type = !item.matrix ? WeightType::F32 : item.head ? head_type : spec.type;
+    if (quantized(item.type) && item.shape[1] % m3::kQuantGroup != 0)
       throw std::runtime_error(spec.source + ": " + item.name + " has " + std::to_string(item.shape[1]) +
                                " columns, not a multiple of " + std::to_string(m3::kQuantGroup) + ": cannot store it as " +
-                               m3::weight_type_name(spec.type));
-    plan.stored.push_back(stored_tensors(item, spec.type));
-    for (const Stored& s : plan.stored.back()) plan.data_bytes += s.bytes;
+                               m3::weight_type_name(item.type));
+    any_quantized |= quantized(item.type);
+    plan.stored.push_back(stored_tensors(item));
+  }
+  // Widest elements first, so that every tensor is aligned for its dtype (safetensors has
+  // no padding) and the loader maps all of them in place.
+  std::vector<Stored*> order;
+  for (auto& stored : plan.stored)
+    for (Stored& st : stored) order.push_back(&st);
+  std::stable_sort(order.begin(), order.end(),
+                   [](const Stored* a, const Stored* b) { return m3::dtype_size(a->dtype) > m3::dtype_size(b->dtype); });
+  for (Stored* st : order) {
+    st->offset = plan.data_bytes;
+    plan.data_bytes += st->bytes;
+  }
+  // As `mamba3rt quantize` labels its files (docs/FORMATS.md).
+  if (any_quantized || spec.type != head_type) {
+    plan.metadata["format"] = "pt";
+    plan.metadata["mamba3rt.weight_type"] = m3::weight_type_name(spec.type);
+    if (any_quantized) plan.metadata["mamba3rt.quant_group"] = std::to_string(m3::kQuantGroup);
+    if (head_type != spec.type) plan.metadata["mamba3rt.embedding_type"] = m3::weight_type_name(head_type);
   }
   return plan;
 }
@@ -221,29 +255,40 @@ void encode_rows(WeightType type, const float* src, int64_t rows, int64_t cols, 
   }
 }
 
+// A file written at given offsets (tensors need not be produced in file order).
 class OutFile {
  public:
-  explicit OutFile(const std::string& path) : path_(path), f_(std::fopen(path.c_str(), "wb")) {
-    if (!f_) m3::fail(M3_ERR_IO, path + ": cannot open for writing: " + std::strerror(errno));
+  explicit OutFile(const std::string& path) : path_(path), fd_(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) {
+    if (fd_ < 0) m3::fail(M3_ERR_IO, path + ": cannot open for writing: " + std::strerror(errno));
   }
   ~OutFile() {
-    if (f_) std::fclose(f_);
+    if (fd_ >= 0) ::close(fd_);
   }
-  void write(const void* p, std::size_t n) {
-    if (n && std::fwrite(p, 1, n, f_) != n) m3::fail(M3_ERR_IO, path_ + ": write failed: " + std::strerror(errno));
+  void write_at(uint64_t offset, const void* p, std::size_t n) {
+    const auto* bytes = static_cast<const uint8_t*>(p);
+    while (n > 0) {
+      const ssize_t w = ::pwrite(fd_, bytes, n, static_cast<off_t>(offset));
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) m3::fail(M3_ERR_IO, path_ + ": write failed: " + std::strerror(w < 0 ? errno : ENOSPC));
+      bytes += w;
+      offset += static_cast<uint64_t>(w);
+      n -= static_cast<std::size_t>(w);
+    }
   }
   void close() {
-    FILE* f = f_;
-    f_ = nullptr;
-    if (std::fclose(f) != 0) m3::fail(M3_ERR_IO, path_ + ": write failed: " + std::strerror(errno));
+    const int fd = fd_;
+    fd_ = -1;
+    if (::close(fd) != 0) m3::fail(M3_ERR_IO, path_ + ": write failed: " + std::strerror(errno));
   }
 
  private:
   std::string path_;
-  FILE* f_;
+  int fd_;
 };
 
 }  // namespace
+
+m3::WeightType default_embedding_type(m3::WeightType type) { return type == WeightType::Q4 ? WeightType::Q8 : type; }
 
 uint64_t random_model_bytes(const RandomModelSpec& spec) { return make_plan(spec).data_bytes; }
 
@@ -253,18 +298,21 @@ void write_random_model(const RandomModelSpec& spec, const std::string& dir,
 
   {
     OutFile config(dir + "/config.json");
-    config.write(spec.config_json.data(), spec.config_json.size());
+    config.write_at(0, spec.config_json.data(), spec.config_json.size());
     config.close();
   }
 
-  nlohmann::ordered_json header = nlohmann::ordered_json::object();
-  if (quantized(spec.type)) header["__metadata__"] = {{"mamba3rt.weight_type", m3::weight_type_name(spec.type)}};
-  uint64_t offset = 0;
+  std::vector<const Stored*> in_file_order;
   for (const auto& stored : plan.stored)
-    for (const Stored& s : stored) {
-      header[s.name] = {{"dtype", m3::dtype_name(s.dtype)}, {"shape", s.shape}, {"data_offsets", {offset, offset + s.bytes}}};
-      offset += s.bytes;
-    }
+    for (const Stored& st : stored) in_file_order.push_back(&st);
+  std::sort(in_file_order.begin(), in_file_order.end(),
+            [](const Stored* a, const Stored* b) { return a->offset < b->offset; });
+  nlohmann::ordered_json header = nlohmann::ordered_json::object();
+  if (!plan.metadata.empty()) header["__metadata__"] = plan.metadata;
+  for (const Stored* st : in_file_order)
+    header[st->name] = {{"dtype", m3::dtype_name(st->dtype)},
+                        {"shape", st->shape},
+                        {"data_offsets", {st->offset, st->offset + st->bytes}}};
   std::string text = header.dump();
   while (text.size() % 8 != 0) text.push_back(' ');  // keeps the data 8-byte aligned
 
@@ -272,8 +320,9 @@ void write_random_model(const RandomModelSpec& spec, const std::string& dir,
   OutFile out(path);
   uint8_t len[8];
   for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(static_cast<uint64_t>(text.size()) >> (8 * i));
-  out.write(len, 8);
-  out.write(text.data(), text.size());
+  out.write_at(0, len, 8);
+  out.write_at(8, text.data(), text.size());
+  const uint64_t data_start = 8 + text.size();
 
   const int threads = std::max(1, spec.threads);
   constexpr int64_t kChunkElements = int64_t{1} << 22;
@@ -283,14 +332,16 @@ void write_random_model(const RandomModelSpec& spec, const std::string& dir,
   uint64_t done = 0;
   for (std::size_t index = 0; index < plan.items.size(); ++index) {
     const Item& item = plan.items[index];
+    const Stored& data = plan.stored[index][0];
     const int64_t rows = item.shape.size() == 1 ? 1 : item.shape[0];
     const int64_t cols = static_cast<int64_t>(numel(item.shape)) / rows;
-    const WeightType type = item.matrix ? spec.type : WeightType::F32;
-    const int64_t row_bytes = m3::weight_row_bytes(type, cols) - (quantized(type) ? cols / m3::kQuantGroup * 2 : 0);
+    const WeightType type = item.type;
+    const int64_t groups_per_row = quantized(type) ? cols / m3::kQuantGroup : 0;
+    const int64_t row_bytes = m3::weight_row_bytes(type, cols) - groups_per_row * 2;
     const int64_t chunk_rows = std::max<int64_t>(1, std::min(rows, kChunkElements / cols));
     values.resize(static_cast<std::size_t>(chunk_rows * cols));
     bytes.resize(static_cast<std::size_t>(chunk_rows * row_bytes));
-    if (quantized(type)) scales.assign(static_cast<std::size_t>(rows * (cols / m3::kQuantGroup)), 0);
+    scales.resize(static_cast<std::size_t>(chunk_rows * groups_per_row));
     for (int64_t r0 = 0; r0 < rows; r0 += chunk_rows) {
       const int64_t n = std::min(chunk_rows, rows - r0);
       // Each thread fills and converts a contiguous share of the chunk's rows.
@@ -298,20 +349,23 @@ void write_random_model(const RandomModelSpec& spec, const std::string& dir,
         if (a >= b) return;
         fill_rows(item, spec.seed, index, cols, r0 + a, r0 + b, values.data() + a * cols);
         encode_rows(type, values.data() + a * cols, b - a, cols, bytes.data() + a * row_bytes,
-                    quantized(type) ? scales.data() + (r0 + a) * (cols / m3::kQuantGroup) : nullptr);
+                    scales.data() + a * groups_per_row);
       };
       const int use = static_cast<int>(std::min<int64_t>(threads, n * cols / 65536 + 1));
       std::vector<std::thread> pool;
       for (int t = 1; t < use; ++t) pool.emplace_back(work, n * t / use, n * (t + 1) / use);
       work(0, n / use);
       for (auto& th : pool) th.join();
-      out.write(bytes.data(), static_cast<std::size_t>(n * row_bytes));
+      out.write_at(data_start + data.offset + static_cast<uint64_t>(r0 * row_bytes), bytes.data(),
+                   static_cast<std::size_t>(n * row_bytes));
       done += static_cast<uint64_t>(n * row_bytes);
+      if (groups_per_row) {
+        const Stored& sc = plan.stored[index][1];
+        out.write_at(data_start + sc.offset + static_cast<uint64_t>(r0 * groups_per_row * 2), scales.data(),
+                     static_cast<std::size_t>(n * groups_per_row * 2));
+        done += static_cast<uint64_t>(n * groups_per_row * 2);
+      }
       if (progress) progress(done, plan.data_bytes);
-    }
-    if (quantized(type)) {
-      out.write(scales.data(), scales.size() * 2);
-      done += scales.size() * 2;
     }
   }
   out.close();

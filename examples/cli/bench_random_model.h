@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "model/weight_type.h"
@@ -15,10 +16,16 @@ namespace cli {
 struct RandomModelSpec {
   std::string config_json;  // mamba_ssm MambaConfig text (ssm_cfg.layer = "Mamba3")
   std::string source;       // names the config in error messages
-  m3::WeightType type = m3::WeightType::BF16;
+  m3::WeightType type = m3::WeightType::BF16;  // the block matrices
+  // The embedding (and an untied lm_head); default_embedding_type(type) when not given.
+  std::optional<m3::WeightType> embedding_type;
   uint64_t seed = 0;
   int threads = 1;  // generation threads (the output does not depend on it)
 };
+
+// The embedding's type `mamba3rt quantize --type T` writes by default: T, except int8 for q4
+// (the tied table is also the output head, whose errors reach every logit).
+m3::WeightType default_embedding_type(m3::WeightType type);
 
 // Bytes model.safetensors will have (header excluded), to check free space first.
 // Throws like write_random_model for a bad config.

@@ -128,7 +128,7 @@ std::string human_count(double n) {
 int run_bench(const std::vector<std::string>& argv) {
   Args args(argv,
             {"model", "config", "dtype", "backend", "threads", "prompt", "gen", "batch", "seed", "reps", "tmp-dir",
-             "keep-model", "bw-buffer-mb", "mem-bw", "fma-peak"},
+             "keep-model", "bw-buffer-mb", "mem-bw", "fma-peak", "embedding-type"},
             {"json", "quiet"});
   const long long prompt = args.get_int("prompt", 512);
   const long long gen = args.get_int("gen", 128);
@@ -158,9 +158,15 @@ int run_bench(const std::vector<std::string>& argv) {
   if (args.get("dtype") && !args.get("config"))
     throw UsageError("--dtype applies to --config (random weights); a --model runs as stored");
   if (args.get("keep-model") && !args.get("config")) throw UsageError("--keep-model applies to --config");
+  if (args.get("embedding-type") && !args.get("config")) throw UsageError("--embedding-type applies to --config");
   const std::string dtype_name = args.get_or("dtype", "bf16");
   const std::optional<m3::WeightType> dtype = m3::parse_weight_type(dtype_name);
   if (!dtype) throw UsageError("unknown --dtype '" + dtype_name + "' (expected f32, f16, bf16, int8 or q4)");
+  std::optional<m3::WeightType> embedding_type;
+  if (const auto e = args.get("embedding-type")) {
+    embedding_type = m3::parse_weight_type(*e);
+    if (!embedding_type) throw UsageError("unknown --embedding-type '" + *e + "' (expected f32, f16, bf16, int8 or q4)");
+  }
   const bool json = args.flag("json");
   const bool quiet = args.flag("quiet");
   auto note = [&](const char* fmt, auto... v) {
@@ -178,6 +184,7 @@ int run_bench(const std::vector<std::string>& argv) {
     spec.config_json = read_text_file(*config_path);
     spec.source = *config_path;
     spec.type = *dtype;
+    spec.embedding_type = embedding_type;
     spec.seed = static_cast<uint64_t>(seed);
     spec.threads = static_cast<int>(std::max<long long>(2, args.get_int("threads", 0)));
     const uint64_t bytes = random_model_bytes(spec);  // validates the config
@@ -227,7 +234,8 @@ int run_bench(const std::vector<std::string>& argv) {
   const std::string kernel_arch = backend == M3_BACKEND_CPU ? m3::cpu::best_kernel_table().arch
                                   : backend == M3_BACKEND_CPU_REFERENCE ? "scalar"
                                                                         : "";
-  std::string model_dtype = args.get("config") ? dtype_name : "";
+  const std::string model_dtype = cost.weight_type;
+  const std::string embedding_dtype = cost.embedding_type;
 
   // The machine's ceilings, with the bench's thread count.
   double mem_bw = 0, fma_peak = 0;
@@ -276,7 +284,7 @@ int run_bench(const std::vector<std::string>& argv) {
   // Decode: `batch` streams continuing from the prompt's state, greedy tokens.
   std::vector<double> step_ms;
   uint64_t rss_decode_start = 0, rss_decode_end = 0, rss_decode_max = 0;
-  double decode_total_s = 0;
+  double decode_total_s = 0;  // the steps' own time (token picking and bookkeeping excluded)
   if (gen > 0) {
     std::vector<Session> extra(static_cast<std::size_t>(batch - 1));
     std::vector<m3_session*> sessions{first.s};
@@ -316,7 +324,7 @@ int run_bench(const std::vector<std::string>& argv) {
         progress.update(buf);
       }
     }
-    decode_total_s = seconds_since(t_all);
+    for (double ms : step_ms) decode_total_s += ms / 1e3;
     progress.finish();
     rss_decode_end = current_rss_bytes();
     rss_decode_max = std::max(rss_decode_max, rss_decode_end);
@@ -339,6 +347,7 @@ int run_bench(const std::vector<std::string>& argv) {
     j["model"] = name;
     j["source"] = source;
     j["dtype"] = model_dtype.empty() ? Json(nullptr) : Json(model_dtype);
+    j["embedding_dtype"] = embedding_dtype.empty() ? Json(nullptr) : Json(embedding_dtype);
     j["backend"] = backend_name;
     j["kernel_arch"] = kernel_arch;
     j["threads"] = threads;
@@ -385,8 +394,11 @@ int run_bench(const std::vector<std::string>& argv) {
     return 0;
   }
 
+  std::string types;
+  if (!model_dtype.empty())
+    types = ", " + model_dtype + (embedding_dtype != model_dtype ? " (embedding " + embedding_dtype + ")" : "");
   std::printf("model     %s (%s%s)  %s params, %s weights, %s state/stream\n", name.c_str(), source.c_str(),
-              model_dtype.empty() ? "" : (", " + model_dtype).c_str(), human_count(static_cast<double>(cost.n_params)).c_str(),
+              types.c_str(), human_count(static_cast<double>(cost.n_params)).c_str(),
               human_bytes(static_cast<double>(cost.weight_bytes)).c_str(),
               human_bytes(static_cast<double>(cost.state_bytes)).c_str());
   std::printf("backend   %s%s%s, %lld threads\n", backend_name.c_str(), kernel_arch.empty() ? "" : " / ",
