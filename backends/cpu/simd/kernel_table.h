@@ -12,8 +12,10 @@ namespace m3::cpu {
 
 // Input rows per register tile of the matrix product (kernels_impl.h).
 constexpr int64_t kMatmulMaxTile = 4;
+// Deepest input rows the matrix product packs for a tile (deeper ones are read in place).
+constexpr int64_t kMatmulMaxPackedDepth = 8192;
 // Bytes of weight rows a matrix product keeps hot while all input tiles pass over them.
-constexpr int64_t kMatmulBlockBytes = 32 * 1024;
+constexpr int64_t kMatmulBlockBytes = 128 * 1024;
 
 struct KernelTable {
   const char* arch;  // "avx512bw", "avx2", "sse4.2", "sse2", "neon64"

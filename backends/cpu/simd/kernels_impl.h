@@ -88,8 +88,18 @@ fbatch<A> load_weights(const void* row, int64_t c) {
   else return load_f16<A>(static_cast<const uint16_t*>(row) + c);
 }
 
-template <class A, WeightType T, int ROWS, int NB>
-void dot_tile(const WeightMatrix& w, int64_t r0, const float* x, int64_t x_stride, float* y, int64_t y_stride) {
+// Input rows interleaved by SIMD chunk: chunk c of row b at xp[(c / W) * NB * W + b * W], so
+// a tile's inputs are one sequential, aligned stream (four strided rows thrash L1 otherwise).
+template <class A, int NB>
+void pack_inputs(const float* x, int64_t x_stride, int64_t K, float* xp) {
+  constexpr int64_t W = fbatch<A>::size;
+  for (int64_t c = 0; c + W <= K; c += W)
+    for (int b = 0; b < NB; ++b) fbatch<A>::load_unaligned(x + b * x_stride + c).store_aligned(xp + (c / W) * NB * W + b * W);
+}
+
+template <class A, WeightType T, int ROWS, int NB, bool PACKED>
+void dot_tile(const WeightMatrix& w, int64_t r0, const float* x, int64_t x_stride, const float* xp, float* y,
+              int64_t y_stride) {
   using fb = fbatch<A>;
   constexpr int64_t W = fb::size;
   const int64_t K = w.cols;
@@ -99,6 +109,11 @@ void dot_tile(const WeightMatrix& w, int64_t r0, const float* x, int64_t x_strid
   float tail[ROWS][NB] = {};
   const float* xs[NB];
   for (int b = 0; b < NB; ++b) xs[b] = x + b * x_stride;
+  // Chunk c (a multiple of W) of input row b.
+  auto load_x = [&](int b, int64_t c) {
+    if constexpr (PACKED) return fb::load_aligned(xp + (c / W) * NB * W + b * W);
+    else return fb::load_unaligned(xs[b] + c);
+  };
 
   if constexpr (T == WeightType::Q8 || T == WeightType::Q4) {
     const int64_t groups = K / kQuantGroup;
@@ -116,7 +131,7 @@ void dot_tile(const WeightMatrix& w, int64_t r0, const float* x, int64_t x_strid
       if constexpr (T == WeightType::Q8) {
         for (int64_t j = 0; j < kQuantGroup; j += W) {
           fb xv[NB];
-          for (int b = 0; b < NB; ++b) xv[b] = fb::load_unaligned(xs[b] + c0 + j);
+          for (int b = 0; b < NB; ++b) xv[b] = load_x(b, c0 + j);
           for (int r = 0; r < ROWS; ++r) {
             const fb wv = load_i8<A>(reinterpret_cast<const int8_t*>(rows[r]) + c0 + j);
             for (int b = 0; b < NB; ++b) part[r][b] = xsimd::fma(wv, xv[b], part[r][b]);
@@ -126,8 +141,8 @@ void dot_tile(const WeightMatrix& w, int64_t r0, const float* x, int64_t x_strid
         for (int64_t j = 0; j < kQuantGroup / 2; j += W) {
           fb xlo[NB], xhi[NB];
           for (int b = 0; b < NB; ++b) {
-            xlo[b] = fb::load_unaligned(xs[b] + c0 + j);
-            xhi[b] = fb::load_unaligned(xs[b] + c0 + kQuantGroup / 2 + j);
+            xlo[b] = load_x(b, c0 + j);
+            xhi[b] = load_x(b, c0 + kQuantGroup / 2 + j);
           }
           for (int r = 0; r < ROWS; ++r) {
             fb lo, hi;
@@ -148,7 +163,7 @@ void dot_tile(const WeightMatrix& w, int64_t r0, const float* x, int64_t x_strid
     int64_t c = 0;
     for (; c + W <= K; c += W) {
       fb xv[NB];
-      for (int b = 0; b < NB; ++b) xv[b] = fb::load_unaligned(xs[b] + c);
+      for (int b = 0; b < NB; ++b) xv[b] = load_x(b, c);
       for (int r = 0; r < ROWS; ++r) {
         const fb wv = load_weights<A, T>(rows[r], c);
         for (int b = 0; b < NB; ++b) acc[r][b] = xsimd::fma(wv, xv[b], acc[r][b]);
@@ -171,7 +186,7 @@ void dot_tile(const WeightMatrix& w, int64_t r0, const float* x, int64_t x_strid
 // take 4 x 4 accumulators, 16-register ones 2 x 4.
 template <class A>
 constexpr int tile_rows() {
-  return is_avx512<A> || !std::is_base_of_v<xsimd::sse2, A> ? 4 : 2;
+  return vector_registers<A> == 32 ? 4 : 2;
 }
 
 template <class A, WeightType T, int NB>
@@ -179,9 +194,19 @@ void matmul_nb(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const 
                int64_t y_stride) {
   // One input row streams the weights: four rows per tile for independent FMA chains.
   constexpr int kRows = NB == 1 ? 4 : tile_rows<A>();
+  constexpr bool kPack = NB > 1;
+  alignas(64) float xp[kPack ? NB * kMatmulMaxPackedDepth : 1];
+  const bool packed = kPack && w.cols <= kMatmulMaxPackedDepth;
+  if (packed) pack_inputs<A, NB>(x, x_stride, w.cols, xp);
   int64_t r = row_begin;
-  for (; r + kRows <= row_end; r += kRows) dot_tile<A, T, kRows, NB>(w, r, x, x_stride, y + (r - row_begin), y_stride);
-  for (; r < row_end; ++r) dot_tile<A, T, 1, NB>(w, r, x, x_stride, y + (r - row_begin), y_stride);
+  for (; r + kRows <= row_end; r += kRows) {
+    if (packed) dot_tile<A, T, kRows, NB, true>(w, r, x, x_stride, xp, y + (r - row_begin), y_stride);
+    else dot_tile<A, T, kRows, NB, false>(w, r, x, x_stride, xp, y + (r - row_begin), y_stride);
+  }
+  for (; r < row_end; ++r) {
+    if (packed) dot_tile<A, T, 1, NB, true>(w, r, x, x_stride, xp, y + (r - row_begin), y_stride);
+    else dot_tile<A, T, 1, NB, false>(w, r, x, x_stride, xp, y + (r - row_begin), y_stride);
+  }
 }
 
 // Every output is one dot product accumulated in the same order whatever the tiling, so
@@ -190,7 +215,7 @@ void matmul_nb(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const 
 template <class A, WeightType T>
 void matmul_typed(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const float* x, int64_t x_stride,
                   int64_t n_rows, float* y, int64_t y_stride) {
-  // A block of weight rows stays in L1/L2 while every input tile passes over it.
+  // A block of weight rows stays in L2 while every input tile (packed, in L1) passes over it.
   const int64_t block = std::max<int64_t>(4, kMatmulBlockBytes / std::max<int64_t>(1, weight_row_bytes(w.type, w.cols)));
   for (int64_t b0 = row_begin; b0 < row_end; b0 += block) {
     const int64_t b1 = std::min(row_end, b0 + block);
