@@ -51,23 +51,27 @@ fbatch<A> f16_bits_to_f32(xsimd::batch<uint32_t, A> h) {
 template <class A>
 xsimd::batch<uint32_t, A> widen_u16(const uint16_t* p) {
   constexpr std::size_t W = fbatch<A>::size;
+#if defined(__x86_64__) || defined(__i386__)
   if constexpr (is_avx512<A>) {
     return _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
   } else if constexpr (is_avx2<A>) {
     return _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   } else if constexpr (is_sse<A>) {
     return _mm_unpacklo_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)), _mm_setzero_si128());
-  } else {
-    alignas(64) uint32_t tmp[W];
-    for (std::size_t i = 0; i < W; ++i) tmp[i] = p[i];
-    return xsimd::batch<uint32_t, A>::load_aligned(tmp);
   }
+#elif defined(__aarch64__)
+  if constexpr (W == 4) return vmovl_u16(vld1_u16(p));
+#endif
+  alignas(64) uint32_t tmp[W];
+  for (std::size_t i = 0; i < W; ++i) tmp[i] = p[i];
+  return xsimd::batch<uint32_t, A>::load_aligned(tmp);
 }
 
 // Widens fbatch<A>::size bytes to 32-bit lanes, signed or unsigned (no over-read).
 template <class A, bool Signed>
 xsimd::batch<int32_t, A> widen_u8(const uint8_t* p) {
   constexpr std::size_t W = fbatch<A>::size;
+#if defined(__x86_64__) || defined(__i386__)
   if constexpr (is_avx512<A>) {
     const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
     return Signed ? _mm512_cvtepi8_epi32(v) : _mm512_cvtepu8_epi32(v);
@@ -81,11 +85,19 @@ xsimd::batch<int32_t, A> widen_u8(const uint8_t* p) {
     // Each byte into the top of a 32-bit lane, then shift down (arithmetic keeps the sign).
     const __m128i top = _mm_unpacklo_epi16(_mm_setzero_si128(), _mm_unpacklo_epi8(_mm_setzero_si128(), v));
     return Signed ? _mm_srai_epi32(top, 24) : _mm_srli_epi32(top, 24);
-  } else {
-    alignas(64) int32_t tmp[W];
-    for (std::size_t i = 0; i < W; ++i) tmp[i] = Signed ? static_cast<int8_t>(p[i]) : p[i];
-    return xsimd::batch<int32_t, A>::load_aligned(tmp);
   }
+#elif defined(__aarch64__)
+  if constexpr (W == 4) {
+    uint32_t word;
+    std::memcpy(&word, p, 4);
+    const uint8x8_t v = vreinterpret_u8_u32(vdup_n_u32(word));
+    if constexpr (Signed) return vmovl_s16(vget_low_s16(vmovl_s8(vreinterpret_s8_u8(v))));
+    else return vreinterpretq_s32_u32(vmovl_u16(vget_low_u16(vmovl_u8(v))));
+  }
+#endif
+  alignas(64) int32_t tmp[W];
+  for (std::size_t i = 0; i < W; ++i) tmp[i] = Signed ? static_cast<int8_t>(p[i]) : p[i];
+  return xsimd::batch<int32_t, A>::load_aligned(tmp);
 }
 
 template <class A>
@@ -95,13 +107,13 @@ fbatch<A> load_bf16(const uint16_t* p) {
 
 template <class A>
 fbatch<A> load_f16(const uint16_t* p) {
-  if constexpr (is_avx512<A>) {
-    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-  } else if constexpr (is_avx2<A>) {
-    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-  } else {
-    return f16_bits_to_f32<A>(widen_u16<A>(p));
-  }
+#if defined(__x86_64__) || defined(__i386__)
+  if constexpr (is_avx512<A>) return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  else if constexpr (is_avx2<A>) return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+#elif defined(__aarch64__)
+  if constexpr (fbatch<A>::size == 4) return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p)));
+#endif
+  return f16_bits_to_f32<A>(widen_u16<A>(p));
 }
 
 template <class A>
