@@ -40,14 +40,14 @@ void convert_range(const WeightMatrix& w, int64_t row, int64_t c0, int64_t n, fl
     case WeightType::F16: {
       const uint16_t* p = static_cast<const uint16_t*>(w.data) + base;
       for (; c + W <= n; c += W) load_f16<A>(p + c).store_unaligned(out + c);
-      for (; c < n; ++c) out[c] = f16_scale(p[c]);
+      for (; c < n; ++c) out[c] = f16_scale<A>(p[c]);
       return;
     }
     case WeightType::Q8: {
       const int8_t* p = static_cast<const int8_t*>(w.data) + base;
       const uint16_t* s = w.scales + base / kQuantGroup;
       for (int64_t g = 0; g < n / kQuantGroup; ++g) {
-        const fbatch<A> scale(f16_scale(s[g]));
+        const fbatch<A> scale(f16_scale<A>(s[g]));
         for (int64_t j = 0; j < kQuantGroup; j += W)
           (load_i8<A>(p + g * kQuantGroup + j) * scale).store_unaligned(out + g * kQuantGroup + j);
       }
@@ -57,13 +57,14 @@ void convert_range(const WeightMatrix& w, int64_t row, int64_t c0, int64_t n, fl
       const uint8_t* p = static_cast<const uint8_t*>(w.data) + base / 2;
       const uint16_t* s = w.scales + base / kQuantGroup;
       for (int64_t g = 0; g < n / kQuantGroup; ++g) {
-        const fbatch<A> scale(f16_scale(s[g]));
+        const fbatch<A> scale(f16_scale<A>(s[g]));
+        const fbatch<A> offset = scale * fbatch<A>(-8.0f);
         float* o = out + g * kQuantGroup;
         for (int64_t j = 0; j < kQuantGroup / 2; j += W) {
           fbatch<A> lo, hi;
-          load_q4<A>(p + g * (kQuantGroup / 2) + j, lo, hi);
-          (lo * scale).store_unaligned(o + j);
-          (hi * scale).store_unaligned(o + kQuantGroup / 2 + j);
+          load_q4<A>(p + g * (kQuantGroup / 2) + j, scale, offset, lo, hi);
+          lo.store_unaligned(o + j);
+          hi.store_unaligned(o + kQuantGroup / 2 + j);
         }
       }
       return;
@@ -109,9 +110,9 @@ void dot_tile(const WeightMatrix& w, int64_t r0, const float* x, int64_t x_strid
   float tail[ROWS][NB] = {};
   const float* xs[NB];
   for (int b = 0; b < NB; ++b) xs[b] = x + b * x_stride;
-  // Chunk c (a multiple of W) of input row b.
+  // Chunk c (a multiple of W, so the unsigned division is a shift) of input row b.
   auto load_x = [&](int b, int64_t c) {
-    if constexpr (PACKED) return fb::load_aligned(xp + (c / W) * NB * W + b * W);
+    if constexpr (PACKED) return fb::load_aligned(xp + static_cast<uint64_t>(c) / W * (NB * W) + b * W);
     else return fb::load_unaligned(xs[b] + c);
   };
 
@@ -123,18 +124,22 @@ void dot_tile(const WeightMatrix& w, int64_t r0, const float* x, int64_t x_strid
       scales[r] = w.scales + (r0 + r) * groups;
       rows[r] = static_cast<const uint8_t*>(w.data) + (r0 + r) * (T == WeightType::Q8 ? K : K / 2);
     }
+    // Each weight chunk is scaled before its FMA: no per-group partial sums, so the FMA
+    // chains stay as long as the float types' (latency, not the converts, was the limit).
     for (int64_t g = 0; g < groups; ++g) {
-      fb part[ROWS][NB];
-      for (int r = 0; r < ROWS; ++r)
-        for (int b = 0; b < NB; ++b) part[r][b] = fb(0.0f);
+      fb scale[ROWS], offset[ROWS];
+      for (int r = 0; r < ROWS; ++r) {
+        scale[r] = fb(f16_scale<A>(scales[r][g]));
+        offset[r] = scale[r] * fb(-8.0f);
+      }
       const int64_t c0 = g * kQuantGroup;
       if constexpr (T == WeightType::Q8) {
         for (int64_t j = 0; j < kQuantGroup; j += W) {
           fb xv[NB];
           for (int b = 0; b < NB; ++b) xv[b] = load_x(b, c0 + j);
           for (int r = 0; r < ROWS; ++r) {
-            const fb wv = load_i8<A>(reinterpret_cast<const int8_t*>(rows[r]) + c0 + j);
-            for (int b = 0; b < NB; ++b) part[r][b] = xsimd::fma(wv, xv[b], part[r][b]);
+            const fb wv = load_i8<A>(reinterpret_cast<const int8_t*>(rows[r]) + c0 + j) * scale[r];
+            for (int b = 0; b < NB; ++b) acc[r][b] = xsimd::fma(wv, xv[b], acc[r][b]);
           }
         }
       } else {
@@ -146,14 +151,10 @@ void dot_tile(const WeightMatrix& w, int64_t r0, const float* x, int64_t x_strid
           }
           for (int r = 0; r < ROWS; ++r) {
             fb lo, hi;
-            load_q4<A>(rows[r] + c0 / 2 + j, lo, hi);
-            for (int b = 0; b < NB; ++b) part[r][b] = xsimd::fma(hi, xhi[b], xsimd::fma(lo, xlo[b], part[r][b]));
+            load_q4<A>(rows[r] + c0 / 2 + j, scale[r], offset[r], lo, hi);
+            for (int b = 0; b < NB; ++b) acc[r][b] = xsimd::fma(hi, xhi[b], xsimd::fma(lo, xlo[b], acc[r][b]));
           }
         }
-      }
-      for (int r = 0; r < ROWS; ++r) {
-        const fb scale(f16_scale(scales[r][g]));
-        for (int b = 0; b < NB; ++b) acc[r][b] = xsimd::fma(part[r][b], scale, acc[r][b]);
       }
     }
   } else {
@@ -161,9 +162,13 @@ void dot_tile(const WeightMatrix& w, int64_t r0, const float* x, int64_t x_strid
     const char* rows[ROWS];
     for (int r = 0; r < ROWS; ++r) rows[r] = static_cast<const char*>(w.data) + (r0 + r) * K * elem;
     int64_t c = 0;
-    for (; c + W <= K; c += W) {
+    const float* xc = xp;  // the packed chunk at c
+    for (; c + W <= K; c += W, xc += NB * W) {
       fb xv[NB];
-      for (int b = 0; b < NB; ++b) xv[b] = load_x(b, c);
+      for (int b = 0; b < NB; ++b) {
+        if constexpr (PACKED) xv[b] = fb::load_aligned(xc + b * W);
+        else xv[b] = fb::load_unaligned(xs[b] + c);
+      }
       for (int r = 0; r < ROWS; ++r) {
         const fb wv = load_weights<A, T>(rows[r], c);
         for (int b = 0; b < NB; ++b) acc[r][b] = xsimd::fma(wv, xv[b], acc[r][b]);

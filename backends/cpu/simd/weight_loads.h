@@ -122,17 +122,31 @@ fbatch<A> load_i8(const int8_t* p) {
 }
 
 // Q4: fbatch<A>::size bytes at byte offset j (< 16) of a group give the columns j.. (low
-// nibbles) and 16 + j.. (high nibbles), both minus the zero point 8.
+// nibbles) and 16 + j.. (high nibbles) as the raw codes 0..15 (the zero point 8 is the caller's).
 template <class A>
-void load_q4(const uint8_t* p, fbatch<A>& low, fbatch<A>& high) {
+void load_q4_codes(const uint8_t* p, fbatch<A>& low, fbatch<A>& high) {
   using ibatch = xsimd::batch<int32_t, A>;
   const ibatch v = widen_u8<A, false>(p);
-  low = xsimd::batch_cast<float>((v & ibatch(15)) - ibatch(8));
-  high = xsimd::batch_cast<float>((v >> 4) - ibatch(8));
+  low = xsimd::batch_cast<float>(v & ibatch(15));
+  high = xsimd::batch_cast<float>(v >> 4);
 }
 
-// Scalar f16 -> f32 for the per-group scales (one per 32 weights, so not on the hot path).
-inline float f16_scale(uint16_t h) {
+// The Q4 weights (u - 8) * scale as one FMA, u * scale + (-8 * scale): -8 * scale is exact
+// and the FMA rounds once, so this is bit-identical to rounding (u - 8) * scale.
+template <class A>
+void load_q4(const uint8_t* p, fbatch<A> scale, fbatch<A> minus_8_scale, fbatch<A>& low, fbatch<A>& high) {
+  load_q4_codes<A>(p, low, high);
+  low = xsimd::fma(low, scale, minus_8_scale);
+  high = xsimd::fma(high, scale, minus_8_scale);
+}
+
+// Scalar f16 -> f32 for the per-group scales and tails: one F16C instruction where the
+// arch has it, else the same rebias trick as above.
+template <class A>
+float f16_scale(uint16_t h) {
+#if defined(__x86_64__) || defined(__i386__)
+  if constexpr (is_avx512<A> || is_avx2<A>) return _cvtsh_ss(h);
+#endif
   const uint32_t sign = (h & 0x8000u) << 16;
   uint32_t exp_mant = (h & 0x7fffu) << 13;
   float f;
