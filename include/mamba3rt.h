@@ -145,7 +145,8 @@ M3_API m3_status m3_model_params_set_a_activation(m3_model_params* params,
 M3_API m3_status m3_model_params_set_threads(m3_model_params* params, int32_t n_threads);
 
 /* [stable] Load a model directory: config.json plus model.safetensors or pytorch_model.bin
- * (official mamba_ssm tensor names; f32, bf16 or f16). params may be NULL for defaults.
+ * (official mamba_ssm tensor names; f32, bf16 or f16, or int8/q4 matrices as written by
+ * `mamba3rt quantize`, docs/FORMATS.md). params may be NULL for defaults.
  * safetensors weights are memory-mapped and used in place.
  * Thread safety: any thread; params is only read. */
 M3_API m3_status m3_model_load(const char* model_dir, const m3_model_params* params,
@@ -155,6 +156,17 @@ M3_API m3_status m3_model_load(const char* model_dir, const m3_model_params* par
  * handle; the memory is released with the last of them. NULL is a no-op.
  * Thread safety: no other call may use this handle concurrently or afterwards. */
 M3_API void m3_model_free(m3_model* model);
+
+/* How the block matrices (in_proj, out_proj, fc1, fc2) are stored; the embedding and head may
+ * be kept at a higher precision. INT8 and Q4 are symmetric with an f16 scale per 32 weights
+ * (docs/QUANTIZATION.md). The recurrent state is float32 whatever the weights are. */
+typedef enum m3_weight_type M3_ENUM_BASE {
+  M3_WEIGHT_F32 = 0,
+  M3_WEIGHT_F16 = 1,
+  M3_WEIGHT_BF16 = 2,
+  M3_WEIGHT_INT8 = 3,
+  M3_WEIGHT_Q4 = 4
+} m3_weight_type;
 
 typedef enum m3_model_info_key M3_ENUM_BASE {
   M3_INFO_N_LAYER = 0,
@@ -177,8 +189,9 @@ typedef enum m3_model_info_key M3_ENUM_BASE {
   M3_INFO_STATE_BYTES = 17,      /* recurrent state per session, bytes (constant)      */
   M3_INFO_STATE_BLOB_BYTES = 18, /* size of a saved state blob (state + header)        */
   M3_INFO_N_PARAMS = 19,         /* parameters (tied embedding counted once)           */
-  M3_INFO_WEIGHT_BYTES = 20,     /* bytes of weights as stored                         */
-  M3_INFO_THREADS = 21           /* CPU threads the backend computes with (1 off-CPU)  */
+  M3_INFO_WEIGHT_BYTES = 20,     /* bytes of weights as stored (quantization scales in) */
+  M3_INFO_THREADS = 21,          /* CPU threads the backend computes with (1 off-CPU)  */
+  M3_INFO_WEIGHT_TYPE = 22       /* an m3_weight_type: the block matrices' storage     */
 } m3_model_info_key;
 
 /* [stable] Query one integer property of a model. Thread safety: any thread, concurrently. */

@@ -16,6 +16,7 @@ int run_tokenize(const std::vector<std::string>& args);
 int run_generate(const std::vector<std::string>& args);
 int run_chat(const std::vector<std::string>& args);
 int run_perplexity(const std::vector<std::string>& args);
+int run_quantize(const std::vector<std::string>& args);
 int run_bench(const std::vector<std::string>& args);
 
 // Shared helpers.

@@ -31,6 +31,8 @@ const Command kCommands[] = {
      "bench (--model DIR | --config FILE.json [--dtype f32|f16|bf16|int8|q4]) [--prompt N] [--gen M] [--batch B] "
      "[--backend B] [--threads N] [--reps R] [--seed S] [--json] [--quiet] [--mem-bw GB/s] [--fma-peak GFLOP/s] "
      "[--bw-buffer-mb MB] [--tmp-dir DIR] [--keep-model DIR]"},
+    {"quantize", cli::run_quantize,
+     "quantize --model DIR --type f32|f16|bf16|int8|q4 --out DIR2 [--embedding-type T] [--force]"},
     {"tokenize", cli::run_tokenize, "tokenize (--model DIR | --tokenizer FILE.json) (--text T | --file F) [--special]"},
 };
 

@@ -20,6 +20,17 @@ using m3::fail;
 using m3::api::guarded;
 using m3::api::require;
 
+m3_weight_type weight_type_code(m3::WeightType t) {
+  switch (t) {
+    case m3::WeightType::F32: return M3_WEIGHT_F32;
+    case m3::WeightType::F16: return M3_WEIGHT_F16;
+    case m3::WeightType::BF16: return M3_WEIGHT_BF16;
+    case m3::WeightType::Q8: return M3_WEIGHT_INT8;
+    case m3::WeightType::Q4: return M3_WEIGHT_Q4;
+  }
+  return M3_WEIGHT_F32;
+}
+
 }  // namespace
 
 extern "C" {
@@ -158,6 +169,7 @@ m3_status m3_model_info(const m3_model* model, m3_model_info_key key, int64_t* o
       case M3_INFO_N_PARAMS: v = w.n_params; break;
       case M3_INFO_WEIGHT_BYTES: v = w.weight_bytes; break;
       case M3_INFO_THREADS: v = model->model->backend().threads(); break;
+      case M3_INFO_WEIGHT_TYPE: v = weight_type_code(w.weight_type); break;
       default: fail(M3_ERR_INVALID_ARGUMENT, "unknown model info key " + std::to_string(static_cast<int>(key)));
     }
     *out_value = v;

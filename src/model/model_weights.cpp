@@ -202,16 +202,15 @@ std::optional<WeightType> metadata_weight_type(const std::map<std::string, std::
   return type;
 }
 
-// The tensors against the metadata: quantized tensors only with the metadata that
-// `mamba3rt quantize` writes (it names the layout convention), and a recorded type that is
-// what the block matrices are.
+// The tensors against the metadata: quantized tensors only with the type recorded (it
+// marks the file as using this layout convention; the group size is implied by the scales'
+// shape, and checked against "mamba3rt.quant_group" when that is present), and a recorded
+// type that is what the block matrices are.
 void check_weight_type(std::optional<WeightType> recorded, WeightType actual, const TensorBinder& b,
-                       const std::map<std::string, std::string>& meta, const std::string& source) {
-  if (b.has_quantized(WeightType::Q8) || b.has_quantized(WeightType::Q4)) {
-    if (!recorded || !meta.count(kGroupKey))
-      fail(M3_ERR_FORMAT, source + ": has quantized (I8/U8) tensors but no \"" + kTypeKey + "\" and \"" +
-                              kGroupKey + "\" metadata (as `mamba3rt quantize` writes)");
-  }
+                       const std::string& source) {
+  if ((b.has_quantized(WeightType::Q8) || b.has_quantized(WeightType::Q4)) && !recorded)
+    fail(M3_ERR_FORMAT, source + ": has quantized (I8/U8) tensors but no \"" + kTypeKey +
+                            "\" metadata (as `mamba3rt quantize` writes)");
   if (recorded && *recorded != actual)
     fail(M3_ERR_FORMAT, source + ": metadata " + kTypeKey + " = '" + weight_type_name(*recorded) +
                             "' but the block matrices are stored as " + weight_type_name(actual));
@@ -243,7 +242,8 @@ ModelWeights bind_model_weights(const ModelConfig& c, const std::vector<TensorVi
     if (it == tensors.end()) fail(M3_ERR_FORMAT, source + ": missing tensor '" + fc2 + "' (config has d_intermediate > 0)");
     if (it->shape.size() != 2 || it->shape[1] <= 0)
       fail(M3_ERR_FORMAT, source + ": tensor '" + fc2 + "' has shape " + it->shape_string() + ", expected [d_model, hidden]");
-    w.mlp_hidden = it->shape[1];
+    // A q4 matrix stores two columns per byte.
+    w.mlp_hidden = it->dtype == DType::U8 ? it->shape[1] * 2 : it->shape[1];
   }
 
   for (int64_t i = 0; i < c.n_layer; ++i) {
@@ -281,7 +281,7 @@ ModelWeights bind_model_weights(const ModelConfig& c, const std::vector<TensorVi
   WeightType actual = w.layers.empty() ? w.embedding.type : WeightType::F32;
   for (const auto& L : w.layers)
     for (const WeightMatrix* m : {&L.in_proj, &L.out_proj, &L.fc1, &L.fc2}) actual = least_precise(actual, *m);
-  check_weight_type(recorded, actual, b, metadata, source);
+  check_weight_type(recorded, actual, b, source);
   w.weight_type = actual;
   return w;
 }

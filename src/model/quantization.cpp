@@ -36,29 +36,80 @@ uint16_t f32_to_f16(float f) {
 
 namespace {
 
-// Q8: the largest magnitude of the group maps to +-127.
+// The q4 scale search: the extreme value divided by -7, -7.5, ..., -11 (docs/QUANTIZATION.md
+// has the measurement: finer or wider sets gain under 0.5% of weight error more).
+constexpr int kQ4SearchSteps = 8;
+constexpr float kQ4SearchFirst = 7.0f, kQ4SearchStep = 0.5f;
+
+// Q8: the largest magnitude of the group maps to +-127. The scale is rounded up to the next
+// f16 when rounding to nearest made it smaller, so no value needs a code beyond 127 and every
+// element's error is at most half a step (also with subnormal f16 scales, whose rounding
+// error is large).
 void quantize_group_q8(const float* w, int8_t* q, uint16_t* scale) {
   float amax = 0;
   for (int64_t i = 0; i < kQuantGroup; ++i) amax = std::max(amax, std::fabs(w[i]));
   *scale = f32_to_f16(amax / 127.0f);
+  if (f16_to_f32(*scale) * 127.0f < amax) ++*scale;  // positive f16: the next bit pattern is the next value
   const float d = f16_to_f32(*scale);
   const float inv = d > 0 ? 1.0f / d : 0.0f;
   for (int64_t i = 0; i < kQuantGroup; ++i)
     q[i] = static_cast<int8_t>(std::clamp(std::nearbyint(w[i] * inv), -127.0f, 127.0f));
 }
 
-// Q4: the value of largest magnitude maps to the code -8 (so its sign picks the scale's),
-// which spends all 16 codes; the byte layout pairs column j with column j + 16.
+// Q4 codes of a group for the f16 scale `bits`, and their squared error. Columns j and j + 16
+// share byte j (low and high nibble).
+float q4_codes(const float* w, uint16_t bits, uint8_t* codes) {
+  const float d = f16_to_f32(bits);
+  const float inv = d != 0 ? 1.0f / d : 0.0f;
+  float err = 0;
+  for (int64_t i = 0; i < kQuantGroup; ++i) {
+    const float c = std::clamp(std::nearbyint(w[i] * inv), -8.0f, 7.0f);
+    codes[i] = static_cast<uint8_t>(c + 8.0f);
+    const float e = w[i] - c * d;
+    err += e * e;
+  }
+  return err;
+}
+
+// Q4: 16 codes per group, -8 .. 7 times the scale. The plain choice maps the value of largest
+// magnitude to -8 (its sign picks the scale's, so all 16 codes are used); when the other
+// values sit well inside the range, a slightly smaller scale that clips the extreme a little
+// gives the rest finer steps. So several scales around it are tried, each followed by the
+// least-squares scale for the codes it gave, and the one with the least squared error (with
+// the scale rounded to f16, as stored) is kept. The plain choice is among them, so the
+// search never does worse than it.
 void quantize_group_q4(const float* w, uint8_t* q, uint16_t* scale) {
   float extreme = 0;
   for (int64_t i = 0; i < kQuantGroup; ++i)
     if (std::fabs(w[i]) > std::fabs(extreme)) extreme = w[i];
-  *scale = f32_to_f16(extreme / -8.0f);
-  const float d = f16_to_f32(*scale);
-  const float inv = d != 0 ? 1.0f / d : 0.0f;
-  auto code = [&](float v) { return static_cast<uint8_t>(std::clamp(std::nearbyint(v * inv) + 8.0f, 0.0f, 15.0f)); };
+  uint8_t codes[kQuantGroup], trial[kQuantGroup];
+  uint16_t best = extreme == 0 ? uint16_t{0} : f32_to_f16(extreme / -8.0f);  // +0 for a zero group
+  float best_err = q4_codes(w, best, codes);
+  auto consider = [&](uint16_t bits) {
+    const float err = q4_codes(w, bits, trial);
+    if (err < best_err) {
+      best_err = err;
+      best = bits;
+      std::memcpy(codes, trial, sizeof codes);
+    }
+    return err;
+  };
+  for (int step = 0; step <= kQ4SearchSteps && extreme != 0; ++step) {
+    const uint16_t bits = f32_to_f16(extreme / -(kQ4SearchFirst + kQ4SearchStep * static_cast<float>(step)));
+    consider(bits);
+    // The least-squares scale for these codes: sum(w c) / sum(c^2).
+    q4_codes(w, bits, trial);
+    float wc = 0, cc = 0;
+    for (int64_t i = 0; i < kQuantGroup; ++i) {
+      const float c = static_cast<float>(trial[i]) - 8.0f;
+      wc += w[i] * c;
+      cc += c * c;
+    }
+    if (cc > 0) consider(f32_to_f16(wc / cc));
+  }
+  *scale = best;
   for (int64_t j = 0; j < kQuantGroup / 2; ++j)
-    q[j] = static_cast<uint8_t>(code(w[j]) | (code(w[j + kQuantGroup / 2]) << 4));
+    q[j] = static_cast<uint8_t>(codes[j] | (codes[j + kQuantGroup / 2] << 4));
 }
 
 }  // namespace

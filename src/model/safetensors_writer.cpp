@@ -24,7 +24,7 @@ uint64_t tensor_bytes(const TensorHeader& t) {
 
 SafetensorsStreamWriter::SafetensorsStreamWriter(const std::string& path, const std::vector<TensorHeader>& tensors,
                                                  const std::map<std::string, std::string>& metadata)
-    : path_(path), tensors_(tensors) {
+    : path_(path) {
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   if (!metadata.empty()) {
     nlohmann::ordered_json meta = nlohmann::ordered_json::object();
@@ -32,13 +32,14 @@ SafetensorsStreamWriter::SafetensorsStreamWriter(const std::string& path, const 
     header["__metadata__"] = std::move(meta);
   }
   uint64_t offset = 0;
-  for (const auto& t : tensors_) {
+  for (const auto& t : tensors) {
     if (t.name == "__metadata__" || header.contains(t.name))
       fail(M3_ERR_INVALID_ARGUMENT, path + ": tensor name '" + t.name + "' used twice or reserved");
     const uint64_t n = tensor_bytes(t);
     header[t.name] = {{"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + n}}};
     offset += n;
   }
+  total_ = offset;
   std::string text = header.dump();
   while ((text.size() + 8) % 8 != 0) text.push_back(' ');  // keeps the data 8-byte aligned
   out_.open(path, std::ios::binary | std::ios::trunc);
@@ -51,19 +52,18 @@ SafetensorsStreamWriter::SafetensorsStreamWriter(const std::string& path, const 
 }
 
 void SafetensorsStreamWriter::write(const void* bytes, std::size_t n) {
-  if (next_ >= tensors_.size()) fail(M3_ERR_INVALID_ARGUMENT, path_ + ": more tensors written than declared");
-  const TensorHeader& t = tensors_[next_];
-  if (n != tensor_bytes(t))
-    fail(M3_ERR_INVALID_ARGUMENT, path_ + ": tensor '" + t.name + "' needs " + std::to_string(tensor_bytes(t)) +
-                                      " bytes, got " + std::to_string(n));
+  if (n > total_ - written_)
+    fail(M3_ERR_INVALID_ARGUMENT, path_ + ": more data written than the header declares (" +
+                                      std::to_string(total_) + " bytes)");
   out_.write(static_cast<const char*>(bytes), static_cast<std::streamsize>(n));
   if (!out_) fail(M3_ERR_IO, path_ + ": write failed (disk full?)");
-  ++next_;
+  written_ += n;
 }
 
 void SafetensorsStreamWriter::finish() {
-  if (next_ != tensors_.size())
-    fail(M3_ERR_INVALID_ARGUMENT, path_ + ": " + std::to_string(tensors_.size() - next_) + " declared tensors not written");
+  if (written_ != total_)
+    fail(M3_ERR_INVALID_ARGUMENT, path_ + ": " + std::to_string(written_) + " data bytes written, the header declares " +
+                                      std::to_string(total_));
   out_.close();
   if (!out_) fail(M3_ERR_IO, path_ + ": write failed");
 }
@@ -73,6 +73,11 @@ void write_safetensors(const std::string& path, const std::vector<OwnedTensor>& 
   std::vector<TensorHeader> headers;
   headers.reserve(tensors.size());
   for (const auto& t : tensors) headers.push_back({t.name, t.dtype, t.shape});
+  for (const auto& t : tensors)
+    if (t.bytes.size() != tensor_bytes({t.name, t.dtype, t.shape}))
+      fail(M3_ERR_INVALID_ARGUMENT, path + ": tensor '" + t.name + "' has " + std::to_string(t.bytes.size()) +
+                                        " bytes; its dtype and shape need " +
+                                        std::to_string(tensor_bytes({t.name, t.dtype, t.shape})));
   SafetensorsStreamWriter writer(path, headers, metadata);
   for (const auto& t : tensors) writer.write(t.bytes.data(), t.bytes.size());
   writer.finish();

@@ -34,9 +34,10 @@ struct TensorHeader {
 };
 
 // Streams a file whose tensors are produced one after another (a checkpoint larger than
-// memory): the constructor writes the header, write() appends the next tensor's bytes (in
-// the order of `tensors`, all of one tensor in one call), finish() checks and closes.
-// A writer destroyed without finish() leaves an incomplete file for the caller to remove.
+// memory): the constructor writes the header, write() appends data bytes (the tensors' bytes
+// in the order of `tensors`, in calls of any size), finish() checks that exactly the declared
+// bytes were written and closes. A writer destroyed without finish() leaves an incomplete
+// file for the caller to remove.
 class SafetensorsStreamWriter {
  public:
   SafetensorsStreamWriter(const std::string& path, const std::vector<TensorHeader>& tensors,
@@ -47,8 +48,8 @@ class SafetensorsStreamWriter {
  private:
   std::string path_;
   std::ofstream out_;
-  std::vector<TensorHeader> tensors_;
-  std::size_t next_ = 0;
+  uint64_t total_ = 0;    // data bytes declared
+  uint64_t written_ = 0;  // data bytes written so far
 };
 
 }  // namespace m3
