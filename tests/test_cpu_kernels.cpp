@@ -280,8 +280,13 @@ TEST(ThreadPool, ManyShortJobsAndImmediateDestruction) {
   }
   m3::cpu::ThreadPool pool(3);
   std::atomic<int64_t> sum{0};
-  for (int job = 0; job < 20000; ++job) pool.run([&](int t) { sum += t + 1; });
-  EXPECT_EQ(sum.load(), 20000 * (1 + 2 + 3));
+  for (int job = 0; job < 20000; ++job)
+    pool.run_chunks(5, [&](int64_t chunk, int thread) {
+      EXPECT_GE(thread, 0);
+      EXPECT_LT(thread, 3);
+      sum += chunk + 1;
+    });
+  EXPECT_EQ(sum.load(), 20000 * (1 + 2 + 3 + 4 + 5));
 }
 
 // Jobs spaced wider than the workers' spin, so that every job must wake sleeping workers.
@@ -290,9 +295,23 @@ TEST(ThreadPool, WakesSleepingWorkers) {
   std::atomic<int> ran{0};
   for (int job = 0; job < 60; ++job) {
     std::this_thread::sleep_for(std::chrono::milliseconds(3));
-    pool.run([&](int) { ran++; });
+    pool.run_chunks(3, [&](int64_t, int) { ran++; });
   }
   EXPECT_EQ(ran.load(), 60 * 3);
+}
+
+// A job finishes even when the workers are slow to start: the caller takes their chunks.
+TEST(ThreadPool, CallerFinishesTheJobWithoutWaitingForBusyWorkers) {
+  m3::cpu::ThreadPool pool(4);
+  std::atomic<int> ran{0};
+  std::atomic<int> on_caller{0};
+  for (int job = 0; job < 200; ++job)
+    pool.run_chunks(8, [&](int64_t, int thread) {
+      ran++;
+      if (thread == 0) on_caller++;
+    });
+  EXPECT_EQ(ran.load(), 200 * 8);
+  EXPECT_GT(on_caller.load(), 0);
 }
 
 TEST(ThreadPool, DefaultThreadCountHonoursTheEnvironment) {

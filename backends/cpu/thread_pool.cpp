@@ -17,6 +17,8 @@ namespace {
 // Spin this many rounds for the next job before sleeping: ~50-100 us, longer than the gap
 // between two parallel regions of a decode step, far shorter than a human notices.
 constexpr int kSpinRounds = 20000;
+
+uint32_t job_of(uint64_t claim) { return static_cast<uint32_t>(claim >> 32); }
 }  // namespace
 
 ThreadPool::ThreadPool(int n_threads) {
@@ -24,60 +26,75 @@ ThreadPool::ThreadPool(int n_threads) {
 }
 
 ThreadPool::~ThreadPool() {
-  stop_.store(true);
-  start_generation();
+  stop_.store(true, std::memory_order_seq_cst);
+  {
+    std::lock_guard<std::mutex> lock(sleep_mutex_);
+  }
+  wake_.notify_all();
   for (auto& w : workers_) w.join();
 }
 
-void ThreadPool::start_generation() {
-  generation_.fetch_add(1, std::memory_order_seq_cst);
-  // A worker counts itself a sleeper before it re-checks the generation under the mutex,
-  // so either it sees the new generation or we see it and wake it (both are seq_cst).
-  if (sleepers_.load(std::memory_order_seq_cst) > 0) {
-    { std::lock_guard<std::mutex> lock(sleep_mutex_); }
-    wake_.notify_all();
-  }
-}
-
-void ThreadPool::run_erased(void (*fn)(void*, int), void* ctx) {
+void ThreadPool::run_erased(int64_t n_chunks, void (*fn)(void*, int64_t, int), void* ctx) {
   if (workers_.empty()) {
-    fn(ctx, 0);
+    for (int64_t c = 0; c < n_chunks; ++c) fn(ctx, c, 0);
     return;
   }
   task_fn_ = fn;
   task_ctx_ = ctx;
-  pending_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
-  start_generation();
-  fn(ctx, 0);
-  // Yield now and then: with more threads than free cores a worker may need our core.
-  for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) {
+  n_chunks_.store(n_chunks, std::memory_order_relaxed);
+  done_.store(0, std::memory_order_relaxed);
+  ++job_;
+  claim_.store(static_cast<uint64_t>(job_) << 32, std::memory_order_seq_cst);  // publishes the job
+  // A worker counts itself a sleeper before it re-checks claim_ under the mutex, so either
+  // it sees the new job or we see it and wake it (both sides are seq_cst).
+  if (sleepers_.load(std::memory_order_seq_cst) > 0) {
+    { std::lock_guard<std::mutex> lock(sleep_mutex_); }
+    wake_.notify_all();
+  }
+  work_on(job_, 0);
+  // Only chunks that workers already claimed can still be running.
+  for (int spin = 0; done_.load(std::memory_order_acquire) != n_chunks; ++spin) {
     if (spin % 256 == 255) std::this_thread::yield();
     else M3_CPU_RELAX();
   }
 }
 
+void ThreadPool::work_on(uint32_t job, int thread) {
+  uint64_t c = claim_.load(std::memory_order_acquire);
+  while (job_of(c) == job) {
+    const int64_t chunk = static_cast<int64_t>(c & 0xffffffffu);
+    // n_chunks_ belongs to `job` while claim_ still names it; the compare-exchange below
+    // fails if a newer job replaced it in between.
+    if (chunk >= n_chunks_.load(std::memory_order_relaxed)) return;
+    if (claim_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
+      task_fn_(task_ctx_, chunk, thread);
+      done_.fetch_add(1, std::memory_order_acq_rel);
+      c = claim_.load(std::memory_order_acquire);
+    }
+  }
+}
+
 void ThreadPool::worker_loop(int index) {
-  // Jobs are counted from the pool's creation: a worker that starts late must still run
-  // every job bumped before it got here.
-  uint64_t seen = 0;
+  uint32_t seen = 0;  // jobs are numbered from 1
   for (;;) {
-    uint64_t now = generation_.load(std::memory_order_acquire);
-    for (int spin = 0; now == seen && spin < kSpinRounds; ++spin) {
+    uint32_t now = job_of(claim_.load(std::memory_order_acquire));
+    for (int spin = 0; now == seen && spin < kSpinRounds && !stop_.load(std::memory_order_relaxed); ++spin) {
       if (spin % 256 == 255) std::this_thread::yield();
       else M3_CPU_RELAX();
-      now = generation_.load(std::memory_order_acquire);
+      now = job_of(claim_.load(std::memory_order_acquire));
     }
+    if (stop_.load(std::memory_order_seq_cst)) return;
     if (now == seen) {
       std::unique_lock<std::mutex> lock(sleep_mutex_);
       sleepers_.fetch_add(1, std::memory_order_seq_cst);
-      wake_.wait(lock, [&] { return generation_.load(std::memory_order_seq_cst) != seen; });
+      wake_.wait(lock, [&] {
+        return stop_.load(std::memory_order_seq_cst) || job_of(claim_.load(std::memory_order_seq_cst)) != seen;
+      });
       sleepers_.fetch_sub(1, std::memory_order_seq_cst);
       continue;
     }
     seen = now;
-    if (stop_.load()) return;
-    task_fn_(task_ctx_, index);
-    pending_.fetch_sub(1, std::memory_order_acq_rel);
+    work_on(now, index);
   }
 }
 

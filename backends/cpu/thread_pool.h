@@ -1,15 +1,17 @@
 // The CPU backend's own thread pool: persistent workers that spin briefly between jobs,
 // because a decode step runs a few parallel regions per layer and waking a sleeping
-// thread costs tens of microseconds each time.
+// thread costs tens of microseconds each time. A job is a number of chunks that threads
+// claim one at a time, so a worker the OS has descheduled (a busy machine) does not hold
+// the caller up: the caller and the awake workers take its share.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
-#include <mutex>
 #include <cstdint>
-#include <algorithm>
-#include <type_traits>
+#include <mutex>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace m3::cpu {
@@ -24,41 +26,51 @@ class ThreadPool {
 
   int size() const { return static_cast<int>(workers_.size()) + 1; }
 
-  // Calls task(thread_index) once on every thread (index 0 is the caller) and returns when
-  // all have finished. Not reentrant: one run at a time (callers serialize). No allocation.
+  // Calls task(chunk, thread_index) once for every chunk in [0, n_chunks), on the calling
+  // thread (index 0) and the workers, and returns when all chunks are done. Which thread
+  // runs a chunk is not fixed. Not reentrant: one job at a time (callers serialize).
+  // No allocation.
   template <class Task>
-  void run(Task&& task) {
+  void run_chunks(int64_t n_chunks, Task&& task) {
     using T = std::remove_reference_t<Task>;
-    run_erased([](void* ctx, int thread) { (*static_cast<T*>(ctx))(thread); }, &task);
+    run_erased(n_chunks, [](void* ctx, int64_t chunk, int thread) { (*static_cast<T*>(ctx))(chunk, thread); },
+               &task);
   }
 
-  // Splits [0, n) into size() contiguous ranges, in units of `grain` (the last range takes
-  // the remainder), and calls body(begin, end, thread_index) for each non-empty one.
+  // Splits [0, n) into contiguous ranges of whole `grain` units (the last range takes the
+  // remainder), a few per thread, and calls body(begin, end, thread_index) for each.
   template <class Body>
   void parallel_for(int64_t n, int64_t grain, Body&& body) {
-    const int threads = size();
     const int64_t units = (n + grain - 1) / grain;
-    if (threads == 1 || units <= 1) {
+    const int64_t chunks = std::min<int64_t>(units, kChunksPerThread * size());
+    if (chunks <= 1) {
       if (n > 0) body(int64_t{0}, n, 0);
       return;
     }
-    run([&](int t) {
-      const int64_t u0 = units * t / threads, u1 = units * (t + 1) / threads;
-      const int64_t begin = u0 * grain, end = std::min(n, u1 * grain);
-      if (begin < end) body(begin, end, t);
+    run_chunks(chunks, [&](int64_t c, int thread) {
+      const int64_t begin = units * c / chunks * grain, end = std::min(n, units * (c + 1) / chunks * grain);
+      if (begin < end) body(begin, end, thread);
     });
   }
 
  private:
-  void run_erased(void (*fn)(void*, int), void* ctx);
-  void start_generation();
+  static constexpr int64_t kChunksPerThread = 3;
+
+  void run_erased(int64_t n_chunks, void (*fn)(void*, int64_t, int), void* ctx);
+  // Claims and runs chunks of job `job` until none are left (or a newer job started).
+  void work_on(uint32_t job, int thread);
   void worker_loop(int index);
 
   std::vector<std::thread> workers_;
-  void (*task_fn_)(void*, int) = nullptr;
+  // The current job; written by the caller before it publishes the job in claim_.
+  void (*task_fn_)(void*, int64_t, int) = nullptr;
   void* task_ctx_ = nullptr;
-  std::atomic<uint64_t> generation_{0};  // bumped to start a job
-  std::atomic<int> pending_{0};          // workers still running the current job
+  std::atomic<int64_t> n_chunks_{0};
+  // (job number << 32) | next unclaimed chunk: a claim is a compare-exchange on both, so a
+  // late worker can never claim a chunk of a job it did not see start.
+  std::atomic<uint64_t> claim_{0};
+  std::atomic<int64_t> done_{0};  // chunks of the current job finished
+  uint32_t job_ = 0;              // the caller's job counter
   std::atomic<bool> stop_{false};
   // Sleeping after the spin: a mutex and condition variable (not atomic::wait, whose
   // 64-bit form in GCC 12's libstdc++ was seen to miss a wake-up).
