@@ -36,10 +36,18 @@ mkdir -p "$(dirname "$out")"
 : > "$log"
 
 [ -x "$MAMBA3RT" ] || { echo "cpu_suite: $MAMBA3RT not built (cmake --build build)" >&2; exit 1; }
+# Run a snapshot of the binary and its library, so that a rebuild during the suite (the
+# tree is shared) cannot mix two versions into one result file.
+snapshot=$(mktemp -d)
+trap 'rm -rf "$snapshot"' EXIT
+cp "$MAMBA3RT" "$snapshot/mamba3rt"
+cp -P "$(dirname "$MAMBA3RT")"/libmamba3rt.so* "$snapshot/" 2> /dev/null || true
+export LD_LIBRARY_PATH="$snapshot${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+MAMBA3RT=$snapshot/mamba3rt
 
 # Decode steps and prefill repetitions per config: about the same time for each.
-gen_for() { case $1 in 187m) echo 256 ;; 443m) echo 128 ;; 893m) echo 64 ;; *) echo 32 ;; esac; }
-reps_for() { case $1 in 187m) echo 3 ;; 443m) echo 2 ;; *) echo 1 ;; esac; }
+gen_for() { case $1 in 187m) echo 128 ;; 443m) echo 64 ;; 893m) echo 32 ;; *) echo 16 ;; esac; }
+reps_for() { case $1 in 187m) echo 2 ;; *) echo 1 ;; esac; }
 
 json_str() { printf '"%s"' "$(printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g')"; }
 loadavg() { json_str "$(cut -d' ' -f1-3 /proc/loadavg)"; }
@@ -63,13 +71,13 @@ grep -qw avx512f /proc/cpuinfo && avx512=true
 run() {  # run KIND CONFIG_LABEL ARGS...
   local kind=$1 label=$2
   shift 2
-  local before result rc=0
+  local before result rc=0 start=$SECONDS
   before=$(loadavg)
   echo "== $label: mamba3rt bench $*" | tee -a "$log" >&2
   result=$("$MAMBA3RT" bench "$@" --threads "$THREADS" --json 2>> "$log") || rc=$?
   if [ $rc -eq 0 ] && [ -n "$result" ]; then
-    printf '{"kind": %s, "config": %s, "loadavg_before": %s, "loadavg_after": %s, "result": %s}\n' \
-      "$(json_str "$kind")" "$(json_str "$label")" "$before" "$(loadavg)" "$result" >> "$out"
+    printf '{"kind": %s, "config": %s, "loadavg_before": %s, "loadavg_after": %s, "wall_s": %s, "result": %s}\n' \
+      "$(json_str "$kind")" "$(json_str "$label")" "$before" "$(loadavg)" "$(( SECONDS - start ))" "$result" >> "$out"
   else
     printf '{"kind": "error", "config": %s, "args": %s, "exit_code": %s}\n' \
       "$(json_str "$label")" "$(json_str "$*")" "$rc" >> "$out"

@@ -237,19 +237,23 @@ int run_bench(const std::vector<std::string>& argv) {
   const std::string model_dtype = cost.weight_type;
   const std::string embedding_dtype = cost.embedding_type;
 
-  // The machine's ceilings, with the bench's thread count.
-  double mem_bw = 0, fma_peak = 0;
-  if (given_bw) {
-    mem_bw = *given_bw;
-  } else {
-    note("measuring memory bandwidth (%lld MiB, %lld threads)\n", bw_mb, static_cast<long long>(threads));
-    mem_bw = measure_read_bandwidth(static_cast<int>(threads), static_cast<std::size_t>(bw_mb) << 20, 5).best_gbs;
-  }
-  if (given_fma) {
-    fma_peak = *given_fma;
-  } else {
-    fma_peak = measure_fma_peak(static_cast<int>(threads), 0.05, 5).best_gflops;
-  }
+  // The machine's ceilings, with the bench's thread count, measured before and after the
+  // runs: the machine may be shared, and the better of the two is the ceiling.
+  double mem_bw = given_bw.value_or(0), fma_peak = given_fma.value_or(0);
+  std::vector<double> bw_probes, fma_probes;
+  auto probe = [&](const char* when) {
+    if (!given_bw) {
+      note("measuring memory bandwidth %s (%lld MiB, %lld threads)\n", when, bw_mb, static_cast<long long>(threads));
+      bw_probes.push_back(
+          measure_read_bandwidth(static_cast<int>(threads), static_cast<std::size_t>(bw_mb) << 20, 5).best_gbs);
+      mem_bw = std::max(mem_bw, bw_probes.back());
+    }
+    if (!given_fma) {
+      fma_probes.push_back(measure_fma_peak(static_cast<int>(threads), 0.05, 5).best_gflops);
+      fma_peak = std::max(fma_peak, fma_probes.back());
+    }
+  };
+  probe("before");
   const bool peak_reset = reset_peak_rss();
 
   std::mt19937_64 rng(static_cast<uint64_t>(seed));
@@ -307,14 +311,15 @@ int run_bench(const std::vector<std::string>& argv) {
       pick();
     }
     note("decode: %lld steps, batch %lld\n", gen, batch);
-    step_ms.reserve(static_cast<std::size_t>(gen));
+    // Written now, so that the pages of this record are resident before the RSS is sampled.
+    step_ms.assign(static_cast<std::size_t>(gen), 0.0);
     ProgressLine progress(!quiet);
     rss_decode_start = rss_decode_max = current_rss_bytes();
     const auto t_all = Clock::now();
     for (long long i = 0; i < gen; ++i) {
       const auto t0 = Clock::now();
       step();
-      step_ms.push_back(seconds_since(t0) * 1e3);
+      step_ms[static_cast<std::size_t>(i)] = seconds_since(t0) * 1e3;
       pick();
       if ((i & 1023) == 1023) rss_decode_max = std::max(rss_decode_max, current_rss_bytes());
       if ((i & 7) == 7) {
@@ -330,6 +335,7 @@ int run_bench(const std::vector<std::string>& argv) {
     rss_decode_max = std::max(rss_decode_max, rss_decode_end);
   }
   const uint64_t peak_rss = peak_rss_bytes();
+  probe("after");
 
   // Results.
   const double prefill_median = percentile(prefill_s, 50);
@@ -362,8 +368,12 @@ int run_bench(const std::vector<std::string>& argv) {
     j["gen_tokens"] = gen;
     j["mem_bw_gbs"] = round_to(mem_bw, 3);
     j["mem_bw_measured"] = !given_bw;
+    j["mem_bw_probes_gbs"] = Json::array();
+    for (double v : bw_probes) j["mem_bw_probes_gbs"].push_back(round_to(v, 3));
     j["fma_peak_gflops"] = round_to(fma_peak, 2);
     j["fma_peak_measured"] = !given_fma;
+    j["fma_peak_probes_gflops"] = Json::array();
+    for (double v : fma_probes) j["fma_peak_probes_gflops"].push_back(round_to(v, 2));
     const Json none(nullptr);
     j["prefill_reps"] = prefill_s.size();
     j["prefill_tok_s"] = prompt > 0 ? Json(round_to(prefill_tok_s, 3)) : none;
