@@ -11,7 +11,9 @@
 # environment: TYPES="f32 bf16 f16 int8 q4" (f32 is always measured, as the baseline),
 #   EXTRA="name:opt,opt,... ..." more variants, quantize options comma-separated, e.g.
 #   EXTRA="q4-emb-q4:--type,q4,--embedding-type,q4",
-#   BACKEND=cpu (or cpu-reference), KEEP=DIR to keep the converted models there.
+#   BACKEND=cpu (or cpu-reference), KEEP=DIR to keep the converted models there,
+#   PPL_EXTRA=FILE also the perplexity of a second, longer text (e.g. data/brown/heldout.txt,
+#   the whole held-out split that tools/train/prepare_brown.py writes).
 set -eu
 CLI=${1:-build/mamba3rt}
 MODEL=${2:-models/brown-mimo-6m}
@@ -20,13 +22,14 @@ POSITIONS=${4:-512}
 TYPES=${TYPES:-"f32 bf16 f16 int8 q4"}
 EXTRA=${EXTRA:-}
 BACKEND=${BACKEND:-cpu}
+PPL_EXTRA=${PPL_EXTRA:-}
 if [ -n "${KEEP:-}" ]; then WORK=$KEEP; mkdir -p "$WORK"; else WORK=$(mktemp -d); trap 'rm -rf "$WORK"' EXIT; fi
 
-exec python3 - "$CLI" "$MODEL" "$TEXT" "$POSITIONS" "$WORK" "$BACKEND" "$TYPES" "$EXTRA" <<'PY'
+exec python3 - "$CLI" "$MODEL" "$TEXT" "$POSITIONS" "$WORK" "$BACKEND" "$TYPES" "$EXTRA" "$PPL_EXTRA" <<'PY'
 import json, math, os, struct, subprocess, sys
 from array import array
 
-cli, model, text, positions, work, backend, types, extra = sys.argv[1:]
+cli, model, text, positions, work, backend, types, extra, ppl_extra = sys.argv[1:]
 positions = int(positions)
 
 def run(args):
@@ -80,10 +83,14 @@ for name, opts in variants:
     run(["logits", "--model", d, "--tokens", tokens, "--out", out, "--backend", backend])
     shape, logits = read_f32(out, "logits")
     ppl = json.loads(run(["perplexity", "--model", d, "--file", text, "--json", "--backend", backend]))
+    if ppl_extra:
+        more = json.loads(run(["perplexity", "--model", d, "--file", ppl_extra, "--json", "--backend", backend]))
     size = os.path.getsize(os.path.join(d, "model.safetensors"))
     vpad = shape[2]
     row = {"type": name, "options": " ".join(opts), "file_bytes": size, "perplexity": ppl["perplexity"],
            "loss": ppl["loss"], "tokens": ppl["tokens"], "positions": len(ids)}
+    if ppl_extra:
+        row.update(extra_perplexity=more["perplexity"], extra_tokens=more["tokens"])
     if base is None:
         base = logits
     else:
@@ -107,15 +114,24 @@ for name, opts in variants:
 
 json.dump(rows, open(os.path.join(work, "quant_quality.json"), "w"), indent=1)
 base_ppl = rows[0]["perplexity"]
-print("| type | quantize options | model.safetensors | logits max abs err | logits rel-L2 | top-1 agree | mean KL (nats) | perplexity | vs f32 |")
-print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+extra_head = extra_rule = ""
+if ppl_extra:
+    extra_head = " perplexity (%s) | vs f32 |" % os.path.basename(ppl_extra)
+    extra_rule = "---:|---:|"
+print("| type | quantize options | model.safetensors | logits max abs err | logits rel-L2 | top-1 agree | mean KL (nats) "
+      "| perplexity (%s) | vs f32 |%s" % (os.path.basename(text), extra_head))
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|" + extra_rule)
 for r in rows:
     if r["type"] == "f32":
         errs = "— | — | — | —"
     else:
         errs = "%.3g | %.3g | %.1f%% | %.3g" % (r["max_abs"], r["rel_l2"], 100 * r["top1"], r["kl"])
-    print("| %s | `%s` | %.2f MB | %s | %.3f | %+.2f%% |" % (r["type"], r["options"], r["file_bytes"] / 1e6, errs,
-                                                           r["perplexity"], 100 * (r["perplexity"] / base_ppl - 1)))
-print("\n(logits over the first %d positions of %s; perplexity over all %d predicted tokens; backend %s)" %
-      (len(ids), os.path.basename(text), rows[0]["tokens"], backend))
+    line = "| %s | `%s` | %.2f MB | %s | %.3f | %+.2f%% |" % (r["type"], r["options"], r["file_bytes"] / 1e6, errs,
+                                                          r["perplexity"], 100 * (r["perplexity"] / base_ppl - 1))
+    if ppl_extra:
+        line += " %.3f | %+.2f%% |" % (r["extra_perplexity"], 100 * (r["extra_perplexity"] / rows[0]["extra_perplexity"] - 1))
+    print(line)
+print("\n(logits over the first %d positions of %s; perplexity over all %d predicted tokens%s; backend %s)" %
+      (len(ids), os.path.basename(text), rows[0]["tokens"],
+       " and %d of %s" % (rows[0]["extra_tokens"], os.path.basename(ppl_extra)) if ppl_extra else "", backend))
 PY

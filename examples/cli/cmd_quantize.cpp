@@ -206,6 +206,7 @@ int run_quantize(const std::vector<std::string>& argv) {
     throw std::runtime_error(out_dir.string() + ": exists and is not a directory");
   if (non_empty_directory(out_dir) && !args.flag("force"))
     throw std::runtime_error(out_dir.string() + ": exists and is not empty (pass --force to overwrite its model files)");
+  const bool created = !fs::exists(out_dir, ec);
   fs::create_directories(out_dir, ec);
   if (ec) throw std::runtime_error(out_dir.string() + ": cannot create: " + ec.message());
 
@@ -281,6 +282,7 @@ int run_quantize(const std::vector<std::string>& argv) {
     writer.finish();
   } catch (...) {
     fs::remove(tmp_path, ec);
+    if (created) fs::remove(out_dir, ec);  // only if still empty
     throw;
   }
   fs::rename(tmp_path, out_path, ec);
