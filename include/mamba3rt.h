@@ -103,7 +103,7 @@ M3_API int64_t m3_live_handles(void);
 
 typedef enum m3_backend M3_ENUM_BASE {
   M3_BACKEND_AUTO = 0,   /* the best available: CUDA, then Vulkan, then CPU */
-  M3_BACKEND_CPU = 1,
+  M3_BACKEND_CPU = 1,    /* SIMD kernels chosen for this CPU at run time, multithreaded */
   M3_BACKEND_VULKAN = 2,
   M3_BACKEND_CUDA = 3,
   M3_BACKEND_CPU_REFERENCE = 4 /* the scalar float32 oracle the fast paths are tested against */
@@ -141,7 +141,10 @@ M3_API m3_status m3_model_params_set_a_activation(m3_model_params* params,
                                                   m3_a_activation activation);
 /* [stable] Worker threads of the CPU backend (the calling thread counts as one of them).
  * 0 (the default) means one per online CPU core; the MAMBA3RT_THREADS environment variable,
- * when set, replaces the default but not an explicit value. Other backends ignore it. */
+ * when set, replaces the default but not an explicit value. Other backends ignore it.
+ * The CPU backend runs one forward pass of a model at a time on its threads: calls on
+ * different sessions of one model from different threads are safe but take turns; decode
+ * several sessions together with m3_decode_batch instead. */
 M3_API m3_status m3_model_params_set_threads(m3_model_params* params, int32_t n_threads);
 
 /* [stable] Load a model directory: config.json plus model.safetensors or pytorch_model.bin
