@@ -773,7 +773,14 @@ TEST(BadQuantizedFiles, ScalesWithoutAQuantizedWeight) {
   {
     QuantizedFile f("int8");  // scales for a tensor that does not exist
     f.add({"backbone.layers.0.mixer.xyz.weight_scales", m3::DType::F16, {2, 2}, std::vector<uint8_t>(8)});
-    f.expect_error(M3_ERR_FORMAT, "'backbone.layers.0.mixer.xyz.weight_scales' has no quantized weight");
+    f.expect_error(M3_ERR_FORMAT, "'backbone.layers.0.mixer.xyz.weight_scales' has no quantized weight to scale "
+                                  "('backbone.layers.0.mixer.xyz.weight' is not part of this model)");
+  }
+  {
+    QuantizedFile f("int8");  // scales for a norm
+    f.add({"backbone.norm_f.weight_scales", m3::DType::F16, {1, 2}, std::vector<uint8_t>(4)});
+    f.expect_error(M3_ERR_FORMAT, "'backbone.norm_f.weight_scales' has no quantized weight to scale "
+                                  "('backbone.norm_f.weight' is not a quantizable matrix)");
   }
 }
 

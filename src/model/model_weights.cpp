@@ -86,9 +86,11 @@ class TensorBinder {
     for (const auto& [name, t] : by_name_) {
       if (used_.count(name)) continue;
       const std::string suffix = "_scales";
-      if (name.size() > suffix.size() && name.ends_with(suffix))
-        fail(M3_ERR_FORMAT, source_ + ": tensor '" + name + "' has no quantized weight to scale ('" +
-                                name.substr(0, name.size() - suffix.size()) + "' is not part of this model)");
+      if (name.size() > suffix.size() && name.ends_with(suffix)) {
+        const std::string base = name.substr(0, name.size() - suffix.size());
+        fail(M3_ERR_FORMAT, source_ + ": tensor '" + name + "' has no quantized weight to scale ('" + base +
+                                (used_.count(base) ? "' is not a quantizable matrix)" : "' is not part of this model)"));
+      }
       fail(M3_ERR_FORMAT, source_ + ": unexpected tensor '" + name + "' (not part of this Mamba-3 config)");
     }
   }
