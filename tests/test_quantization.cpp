@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 
 #include "backends/cpu/reference_matvec.h"
+#include "common/error.h"
 #include "model/float_convert.h"
 #include "model/mapped_file.h"
 #include "model/quantization.h"
@@ -335,6 +336,94 @@ TEST(QuantizedMatvec, ReferenceEqualsIndependentDecodingForBothTypes) {
       EXPECT_NEAR(y[r], dot, 1e-6 * mag + 1e-30) << m3::weight_type_name(type) << " row " << r;
     }
   }
+}
+
+// ---------------------------------------------------------------------------------------
+// safetensors metadata and the streaming writer.
+
+std::string write_raw_safetensors(const std::string& header_json, std::size_t data_bytes) {
+  const std::string path = test::make_temp_dir() + "/raw.safetensors";
+  std::ofstream out(path, std::ios::binary);
+  const uint64_t n = header_json.size();
+  for (int i = 0; i < 8; ++i) out.put(static_cast<char>(n >> (8 * i)));
+  out << header_json << std::string(data_bytes, '\0');
+  return path;
+}
+
+TEST(SafetensorsMetadata, StringValuesAreReadOthersIgnored) {
+  const std::string path = write_raw_safetensors(
+      R"({"__metadata__":{"a":"b","n":3,"mamba3rt.weight_type":"q4"},"x":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}})", 2);
+  m3::MappedFile f(path);
+  std::vector<std::vector<uint64_t>> copies;
+  m3::SafetensorsMetadata meta;
+  const auto tensors = m3::read_safetensors(f, copies, meta);
+  EXPECT_EQ(tensors.size(), 1u);
+  EXPECT_EQ(meta, (m3::SafetensorsMetadata{{"a", "b"}, {"mamba3rt.weight_type", "q4"}}));
+  test::remove_tree(fs::path(path).parent_path().string());
+}
+
+TEST(SafetensorsMetadata, NotAnObjectIsAnError) {
+  const std::string path = write_raw_safetensors(R"({"__metadata__":"x"})", 0);
+  m3::MappedFile f(path);
+  std::vector<std::vector<uint64_t>> copies;
+  try {
+    m3::read_safetensors(f, copies);
+    ADD_FAILURE() << "no error";
+  } catch (const m3::Error& e) {
+    EXPECT_EQ(e.status(), M3_ERR_FORMAT);
+    EXPECT_NE(std::string(e.what()).find("__metadata__ is not a JSON object"), std::string::npos) << e.what();
+  }
+  test::remove_tree(fs::path(path).parent_path().string());
+}
+
+TEST(SafetensorsWriter, StreamsTensorsInPiecesWithMetadata) {
+  const std::string dir = test::make_temp_dir(), path = dir + "/s.safetensors";
+  {
+    m3::SafetensorsStreamWriter w(path, {{"a", m3::DType::F32, {2, 2}}, {"b", m3::DType::I8, {3}}}, {{"k", "v"}});
+    const float a[4] = {1, 2, 3, 4};
+    const int8_t b[3] = {-1, 0, 1};
+    w.write(a, 8);
+    w.write(a + 2, 8);  // a tensor may come in pieces
+    w.write(b, 3);
+    w.finish();
+  }
+  m3::MappedFile f(path);
+  std::vector<std::vector<uint64_t>> copies;
+  m3::SafetensorsMetadata meta;
+  const auto t = m3::read_safetensors(f, copies, meta);
+  ASSERT_EQ(t.size(), 2u);
+  EXPECT_EQ(meta.at("k"), "v");
+  EXPECT_EQ(static_cast<const float*>(t[0].data)[3], 4.0f);
+  EXPECT_EQ(static_cast<const int8_t*>(t[1].data)[0], -1);
+  test::remove_tree(dir);
+}
+
+TEST(SafetensorsWriter, WrongByteCountsAreErrors) {
+  const std::string dir = test::make_temp_dir(), path = dir + "/s.safetensors";
+  auto status_of = [](auto&& fn) {
+    try {
+      fn();
+    } catch (const m3::Error& e) {
+      return e.status();
+    }
+    return M3_OK;
+  };
+  const uint8_t bytes[16] = {};
+  EXPECT_EQ(status_of([&] {
+              m3::SafetensorsStreamWriter w(path, {{"a", m3::DType::F16, {4}}});
+              w.write(bytes, 10);
+            }),
+            M3_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(status_of([&] {
+              m3::SafetensorsStreamWriter w(path, {{"a", m3::DType::F16, {4}}});
+              w.write(bytes, 6);
+              w.finish();
+            }),
+            M3_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(status_of([&] { m3::write_safetensors(path, {{"a", m3::DType::F32, {3}, std::vector<uint8_t>(8)}}); }),
+            M3_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(status_of([&] { m3::SafetensorsStreamWriter w(dir + "/no/such/dir/x", {}); }), M3_ERR_IO);
+  test::remove_tree(dir);
 }
 
 // ---------------------------------------------------------------------------------------
