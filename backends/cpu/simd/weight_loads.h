@@ -107,13 +107,18 @@ fbatch<A> load_bf16(const uint16_t* p) {
 
 template <class A>
 fbatch<A> load_f16(const uint16_t* p) {
+  // The fallback sits in the last else: instantiating it for AVX-512 breaks -O0 builds
+  // (xsimd's integer select there uses intrinsics that GCC defines as macros without -O).
 #if defined(__x86_64__) || defined(__i386__)
   if constexpr (is_avx512<A>) return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
   else if constexpr (is_avx2<A>) return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  else return f16_bits_to_f32<A>(widen_u16<A>(p));
 #elif defined(__aarch64__)
   if constexpr (fbatch<A>::size == 4) return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p)));
-#endif
+  else return f16_bits_to_f32<A>(widen_u16<A>(p));
+#else
   return f16_bits_to_f32<A>(widen_u16<A>(p));
+#endif
 }
 
 template <class A>
