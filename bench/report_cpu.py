@@ -2,6 +2,10 @@
 """Tables (Markdown, on stdout) and the decode plot from bench/cpu_suite.sh results.
 
 usage: bench/report_cpu.py RESULTS.jsonl [MORE.jsonl ...] [--plot docs/img/cpu_decode.svg | --no-plot]
+                           [--doc docs/BENCHMARKS.md]
+
+--doc replaces the part of that file between the "<!-- cpu-results:begin -->" and
+"<!-- cpu-results:end -->" lines with the tables (which are printed either way).
 
 Later files (and later lines) replace earlier results of the same config and weight type, so a
 rerun of a few disturbed runs can be appended. The plot needs matplotlib (Debian:
@@ -18,6 +22,9 @@ import sys
 LLAMA_PARAMS = 129e6
 LLAMA_DECODE = {"f16": ("F16", 94.0), "int8": ("Q8_0", 123.0), "q4": ("Q4_K_M", 159.0)}
 LLAMA_PREFILL_F16 = 602.0
+# The same runs as fractions of that machine's ceilings (issue #5).
+LLAMA_DECODE_F16_ROOFLINE = 0.87
+LLAMA_PREFILL_F16_PEAK = 0.74
 # What "beating" it means: faster for the float type, 1.3x for the quantized ones.
 LLAMA_FACTOR = {"f16": 1.0, "int8": 1.3, "q4": 1.3}
 # Targets of issue #5: decode fraction of the memory roofline (187M and 443M), prefill fraction
@@ -77,7 +84,8 @@ def tables(machine, runs, rss, errors):
     bw = statistics.median(r["mem_bw_gbs"] for r in results) if results else None
     fma = statistics.median(r["fma_peak_gflops"] for r in results) if results else None
     if machine:
-        out.append(f"Machine: {machine.get('cpu')} (family {machine.get('cpu_family')} model "
+        core = {("25", "1"): "Zen 3", ("25", "17"): "Zen 4"}.get((machine.get("cpu_family"), machine.get("cpu_model")))
+        out.append(f"Machine: {machine.get('cpu')}{' ' + core if core else ''} (family {machine.get('cpu_family')} model "
                    f"{machine.get('cpu_model')}, {machine.get('cores')} cores, L3 {machine.get('l3')}, "
                    f"AVX-512 {'yes' if machine.get('avx512f') else 'no'}), {machine.get('threads')} threads; "
                    f"commit {machine.get('commit', '')[:10]}"
@@ -87,6 +95,11 @@ def tables(machine, runs, rss, errors):
         arch = sorted({r.get("kernel_arch", "") for r in results})
         out.append(f"Measured by each run (median over runs): memory read bandwidth **{bw:.1f} GB/s**, "
                    f"fp32 FMA peak **{fma:.0f} GFLOP/s**; kernels: {', '.join(arch)}.")
+    walls = [r.get("wall_s") for r in runs.values() if r.get("wall_s") is not None]
+    if walls:
+        out.append(f"The {len(walls)} runs took {sum(walls) / 60:.1f} min"
+                   + (f", the RSS check {rss['wall_s'] / 60:.1f} min" if rss and rss.get("wall_s") is not None else "")
+                   + ".")
     out.append("")
     out.append("| config | params | type | weights | prefill tok/s | prefill % FMA peak | decode tok/s | "
                "ms/token p50 | p99 | roofline ms | % of roofline | peak RSS | load avg |")
@@ -152,6 +165,19 @@ def tables(machine, runs, rss, errors):
             out.append(f"| {c} prefill {r['prompt_tokens']} | f16 | F16 | {r['prefill_tok_s']:.1f} | {ours:.1f} | "
                        f"{LLAMA_PREFILL_F16:.0f} | {ours / LLAMA_PREFILL_F16:.2f}× | 1.0× | "
                        f"{mark(ours > LLAMA_PREFILL_F16)} |")
+    out.append("")
+    out.append(f"Like for like (fractions of each machine's ceilings; llama.cpp F16: decode "
+               f"{LLAMA_DECODE_F16_ROOFLINE * 100:.0f} % of the memory roofline, prefill "
+               f"{LLAMA_PREFILL_F16_PEAK * 100:.0f} % of the FMA peak):")
+    out.append("")
+    out.append("| config | type | decode, % of roofline | llama.cpp F16 | prefill, % of FMA peak | llama.cpp F16 |")
+    out.append("|---|---|---|---|---|---|")
+    for key in order(runs):
+        c, d = key
+        r = runs[key]["result"]
+        if d in ("f16", "bf16"):
+            out.append(f"| {c} | {d} | {pct(r['roofline_fraction'])} | {LLAMA_DECODE_F16_ROOFLINE * 100:.0f} % | "
+                       f"{pct(r['prefill_fraction_of_peak'])} | {LLAMA_PREFILL_F16_PEAK * 100:.0f} % |")
     return "\n".join(out), bw
 
 
@@ -160,6 +186,7 @@ def plot(runs, bw, path):
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
     except ImportError:
         print("report_cpu: matplotlib not installed (apt install python3-matplotlib); no plot", file=sys.stderr)
         return
@@ -175,11 +202,16 @@ def plot(runs, bw, path):
         roof = [r["bytes_per_token"] / (bw * 1e9) * 1e3 for r in rs]
         c = colors.get(d, None)
         ax.plot(x, ms, "o-", color=c, label=f"{d} measured")
-        ax.plot(x, roof, "--", color=c, alpha=0.7, label=f"{d} roofline")
-    ax.set_xlabel("parameters (millions)")
-    ax.set_ylabel("decode ms/token (batch 1)")
+        ax.plot(x, roof, "x--", color=c, alpha=0.7, label=f"{d} roofline")
+    ax.set_xlabel("parameters (config)")
+    ax.set_ylabel("decode ms/token (batch 1, mean)")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    sizes = sorted({(runs[k]["result"]["n_params"], k[0]) for k in runs})
+    ax.set_xticks([n / 1e6 for n, _ in sizes], [c.upper() for _, c in sizes])
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}" if str(v)[0] in "25" else ""))
     ax.set_title(f"Mamba-3 SISO decode on 2 CPU threads (roofline: weights + 2×state at {bw:.1f} GB/s)", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
@@ -195,10 +227,23 @@ def main():
     ap.add_argument("--plot", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs", "img",
                                                    "cpu_decode.svg"))
     ap.add_argument("--no-plot", action="store_true")
+    ap.add_argument("--doc", help="Markdown file whose results block to replace")
     args = ap.parse_args()
     machine, runs, rss, errors = load(args.results)
     text, bw = tables(machine, runs, rss, errors)
     print(text)
+    if args.doc:
+        begin, end = "<!-- cpu-results:begin -->", "<!-- cpu-results:end -->"
+        with open(args.doc) as f:
+            doc = f.read()
+        if begin not in doc or end not in doc:
+            sys.exit(f"report_cpu: {args.doc} has no {begin} ... {end} block")
+        sources = ", ".join(os.path.relpath(p, os.path.dirname(os.path.abspath(args.doc))) for p in args.results)
+        block = f"{begin}\n<!-- generated by bench/report_cpu.py from {sources}; do not edit -->\n\n{text}\n\n{end}"
+        doc = doc[:doc.index(begin)] + block + doc[doc.index(end) + len(end):]
+        with open(args.doc, "w") as f:
+            f.write(doc)
+        print(f"report_cpu: updated {args.doc}", file=sys.stderr)
     if not args.no_plot and runs and bw:
         plot(runs, bw, os.path.normpath(args.plot))
 

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -73,6 +74,29 @@ class TempDir {
 
  private:
   std::string path_;
+};
+
+// Ctrl-C or SIGTERM while a random model is being written: stop and remove it (the
+// temporary directory's destructor runs as the exception unwinds).
+volatile std::sig_atomic_t g_interrupted = 0;
+extern "C" void on_interrupt(int) { g_interrupted = 1; }
+
+class InterruptGuard {
+ public:
+  InterruptGuard() {
+    old_int_ = std::signal(SIGINT, on_interrupt);
+    old_term_ = std::signal(SIGTERM, on_interrupt);
+  }
+  ~InterruptGuard() {
+    std::signal(SIGINT, old_int_);
+    std::signal(SIGTERM, old_term_);
+  }
+  InterruptGuard(const InterruptGuard&) = delete;
+  InterruptGuard& operator=(const InterruptGuard&) = delete;
+
+ private:
+  void (*old_int_)(int);
+  void (*old_term_)(int);
 };
 
 uint64_t free_bytes(const std::string& dir) {
@@ -179,6 +203,7 @@ int run_bench(const std::vector<std::string>& argv) {
   std::string dir, name, source;
   double write_s = 0;
   std::unique_ptr<TempDir> temp;
+  std::optional<InterruptGuard> interrupt_guard;  // while the random model's files exist
   if (const auto config_path = args.get("config")) {
     RandomModelSpec spec;
     spec.config_json = read_text_file(*config_path);
@@ -204,7 +229,9 @@ int run_bench(const std::vector<std::string>& argv) {
          dir.c_str());
     const auto t0 = Clock::now();
     ProgressLine progress(!quiet);
+    interrupt_guard.emplace();
     write_random_model(spec, dir, [&](uint64_t done, uint64_t total) {
+      if (g_interrupted) throw std::runtime_error("interrupted while writing the random model");
       progress.update("writing weights " + std::to_string(done * 100 / std::max<uint64_t>(total, 1)) + "%");
     });
     progress.finish();
@@ -223,6 +250,8 @@ int run_bench(const std::vector<std::string>& argv) {
   // The weights stay mapped; the files are no longer needed (nothing is left behind if the
   // run is interrupted).
   if (temp) temp->remove();
+  interrupt_guard.reset();
+  if (g_interrupted) throw std::runtime_error("interrupted");
 
   int64_t threads = 0, backend_id = 0, V = 0, vocab = 0;
   m3_model_info(model.get(), M3_INFO_THREADS, &threads);
