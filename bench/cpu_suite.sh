@@ -8,7 +8,10 @@
 # environment (all optional):
 #   MAMBA3RT=build/mamba3rt  THREADS=2  CONFIGS="187m 443m 893m 1.5b"  DTYPES="bf16 f16 int8 q4"
 #   F32_CONFIGS="187m" (f32 runs, slow and 4 bytes/param: only the small configs)
-#   PROMPT=512  RSS_TOKENS=100000 (0 skips the RSS check)  QUICK=1 (fewer steps and reps)
+#   PROMPT=512  QUICK=1 (fewer steps and reps)
+#   RSS_TOKENS=100000 (0 skips the RSS check)  RSS_MODEL=<dir> (default: bench/configs/tiny.json,
+#     random weights: a few seconds; the bundled models/default takes minutes)
+#   CONFIGS= (empty) runs only the RSS check
 # Then: bench/report_cpu.py OUT.jsonl (tables; the plot needs python3-matplotlib).
 #
 # Each line of OUT is one JSON object: first {"kind": "machine", ...} (CPU, commit, load),
@@ -21,11 +24,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 MAMBA3RT=${MAMBA3RT:-$root/build/mamba3rt}
 THREADS=${THREADS:-2}
-CONFIGS=${CONFIGS:-"187m 443m 893m 1.5b"}
-DTYPES=${DTYPES:-"bf16 f16 int8 q4"}
+CONFIGS=${CONFIGS-"187m 443m 893m 1.5b"}
+DTYPES=${DTYPES-"bf16 f16 int8 q4"}
 F32_CONFIGS=${F32_CONFIGS-"187m"}
 PROMPT=${PROMPT:-512}
 RSS_TOKENS=${RSS_TOKENS:-100000}
+RSS_MODEL=${RSS_MODEL:-}
 QUICK=${QUICK:-0}
 
 stamp=$(date +%Y%m%d-%H%M%S)
@@ -99,9 +103,10 @@ for cfg in $CONFIGS; do
 done
 
 if [ "$RSS_TOKENS" -gt 0 ]; then
-  # Constant memory: the bundled model (real weights, MIMO) decoding RSS_TOKENS tokens.
-  if [ -d "$root/models/default" ]; then
-    run rss default --model "$root/models/default" --prompt 16 --gen "$RSS_TOKENS" --quiet
+  # Constant memory: RSS at the start and end of decoding RSS_TOKENS tokens (and every 1024).
+  # A small model makes a per-token leak of even a few bytes stand out against its RSS.
+  if [ -n "$RSS_MODEL" ]; then
+    run rss "$(basename "$RSS_MODEL")" --model "$RSS_MODEL" --prompt 16 --gen "$RSS_TOKENS" --quiet
   else
     run rss tiny --config "$here/configs/tiny.json" --prompt 16 --gen "$RSS_TOKENS" --quiet
   fi

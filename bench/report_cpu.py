@@ -37,6 +37,12 @@ DTYPE_ORDER = ["f32", "bf16", "f16", "int8", "q4"]
 CONFIG_ORDER = ["187m", "443m", "893m", "1.5b"]
 
 
+def failed_dtype(error):
+    """The --dtype of a failed bench run; None for the RSS check (which has none)."""
+    args = error.get("args", "").split()
+    return args[args.index("--dtype") + 1] if "--dtype" in args[:-1] else None
+
+
 def load(paths):
     machine, runs, rss, errors = None, {}, None, []
     for path in paths:
@@ -51,8 +57,11 @@ def load(paths):
                     machine = rec
                 elif kind == "bench":
                     runs[(rec["config"], rec["result"]["dtype"])] = rec
+                    # A rerun that succeeded replaces the failure.
+                    errors = [e for e in errors if (e.get("config"), failed_dtype(e)) != (rec["config"], rec["result"]["dtype"])]
                 elif kind == "rss":
                     rss = rec
+                    errors = [e for e in errors if failed_dtype(e) is not None]
                 elif kind == "error":
                     errors.append(rec)
     return machine, runs, rss, errors
