@@ -44,7 +44,7 @@ def failed_dtype(error):
 
 
 def load(paths):
-    machine, runs, rss, errors = None, {}, None, []
+    machines, runs, rss, errors = [], {}, None, []
     for path in paths:
         with open(path) as f:
             for line in f:
@@ -54,7 +54,7 @@ def load(paths):
                 rec = json.loads(line)
                 kind = rec.get("kind")
                 if kind == "machine":
-                    machine = rec
+                    machines.append(rec)
                 elif kind == "bench":
                     runs[(rec["config"], rec["result"]["dtype"])] = rec
                     # A rerun that succeeded replaces the failure.
@@ -64,7 +64,7 @@ def load(paths):
                     errors = [e for e in errors if failed_dtype(e) is not None]
                 elif kind == "error":
                     errors.append(rec)
-    return machine, runs, rss, errors
+    return machines, runs, rss, errors
 
 
 def order(runs):
@@ -87,9 +87,15 @@ def mark(ok):
     return "yes" if ok else "**no**"
 
 
-def tables(machine, runs, rss, errors):
+def tables(machines, runs, rss, errors):
     out = []
+    machine = machines[0] if machines else None
     results = [r["result"] for r in runs.values()]
+    for m in machines[1:]:
+        if (m.get("cpu"), m.get("cpu_family"), m.get("cpu_model")) != (machine.get("cpu"), machine.get("cpu_family"),
+                                                                       machine.get("cpu_model")):
+            out.append(f"**Warning: results of different CPUs are mixed here** ({m.get('cpu')} family "
+                       f"{m.get('cpu_family')} model {m.get('cpu_model')}).")
     bw = statistics.median(r["mem_bw_gbs"] for r in results) if results else None
     fma = statistics.median(r["fma_peak_gflops"] for r in results) if results else None
     if machine:
@@ -99,7 +105,11 @@ def tables(machine, runs, rss, errors):
                    f"AVX-512 {'yes' if machine.get('avx512f') else 'no'}), {machine.get('threads')} threads; "
                    f"commit {machine.get('commit', '')[:10]}"
                    + (f" with uncommitted changes in {machine['uncommitted']}" if machine.get("uncommitted") else "")
-                   + f"; {machine.get('date')}.")
+                   + f"; {machine.get('date')}"
+                   + "".join(f"; then commit {m.get('commit', '')[:10]}"
+                             + (f" with uncommitted changes in {m['uncommitted']}" if m.get("uncommitted") else "")
+                             + f", {m.get('date')}" for m in machines[1:])
+                   + ".")
     if results:
         arch = sorted({r.get("kernel_arch", "") for r in results})
         out.append(f"Measured by each run (median over runs): memory read bandwidth **{bw:.1f} GB/s**, "
@@ -199,6 +209,7 @@ def plot(runs, bw, path):
     except ImportError:
         print("report_cpu: matplotlib not installed (apt install python3-matplotlib); no plot", file=sys.stderr)
         return
+    plt.rcParams["svg.hashsalt"] = "mamba3rt"  # the same data gives the same file
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     colors = {"f32": "tab:gray", "bf16": "tab:blue", "f16": "tab:cyan", "int8": "tab:orange", "q4": "tab:red"}
     for d in DTYPE_ORDER:
@@ -238,8 +249,8 @@ def main():
     ap.add_argument("--no-plot", action="store_true")
     ap.add_argument("--doc", help="Markdown file whose results block to replace")
     args = ap.parse_args()
-    machine, runs, rss, errors = load(args.results)
-    text, bw = tables(machine, runs, rss, errors)
+    machines, runs, rss, errors = load(args.results)
+    text, bw = tables(machines, runs, rss, errors)
     print(text)
     if args.doc:
         begin, end = "<!-- cpu-results:begin -->", "<!-- cpu-results:end -->"
