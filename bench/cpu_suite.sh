@@ -12,7 +12,8 @@
 #   RSS_TOKENS=100000 (0 skips the RSS check)  RSS_MODEL=<dir> (default: bench/configs/tiny.json,
 #     random weights: a few seconds; the bundled models/default takes minutes)
 #   CONFIGS= (empty) runs only the RSS check
-# Then: bench/report_cpu.py OUT.jsonl (tables; the plot needs python3-matplotlib).
+# It prints the tables at the end; bench/report_cpu.py OUT.jsonl --doc docs/BENCHMARKS.md puts
+# them into the docs and redraws docs/img/cpu_decode.svg (the plot needs python3-matplotlib).
 #
 # Each line of OUT is one JSON object: first {"kind": "machine", ...} (CPU, commit, load),
 # then {"kind": "bench", "config": ..., "loadavg_before": ..., "result": <mamba3rt bench --json>}
@@ -34,8 +35,13 @@ QUICK=${QUICK:-0}
 
 stamp=$(date +%Y%m%d-%H%M%S)
 out=${1:-$here/results/cpu_$stamp.jsonl}
-log=${out%.jsonl}.log
 mkdir -p "$(dirname "$out")"
+out=$(cd "$(dirname "$out")" && pwd)/$(basename "$out")
+log=${out%.jsonl}.log
+case $MAMBA3RT in /*) ;; *) MAMBA3RT=$PWD/$MAMBA3RT ;; esac
+case $RSS_MODEL in /* | "") ;; *) RSS_MODEL=$PWD/$RSS_MODEL ;; esac
+# Paths in the results are relative to the repository (they are committed).
+cd "$root"
 : > "$out"
 : > "$log"
 
@@ -97,7 +103,7 @@ for cfg in $CONFIGS; do
     gen=$(gen_for "$cfg")
     reps=$(reps_for "$cfg")
     if [ "$QUICK" = 1 ]; then gen=$(( (gen + 3) / 4 )); reps=1; fi
-    run bench "$cfg" --config "$here/configs/mamba3-siso-$cfg.json" --dtype "$dtype" \
+    run bench "$cfg" --config "bench/configs/mamba3-siso-$cfg.json" --dtype "$dtype" \
       --prompt "$PROMPT" --gen "$gen" --reps "$reps" --quiet
   done
 done
@@ -106,12 +112,14 @@ if [ "$RSS_TOKENS" -gt 0 ]; then
   # Constant memory: RSS at the start and end of decoding RSS_TOKENS tokens (and every 1024).
   # A small model makes a per-token leak of even a few bytes stand out against its RSS.
   if [ -n "$RSS_MODEL" ]; then
-    run rss "$(basename "$RSS_MODEL")" --model "$RSS_MODEL" --prompt 16 --gen "$RSS_TOKENS" --quiet
+    run rss "$(basename "$RSS_MODEL")" --model "$(realpath --relative-to="$root" "$RSS_MODEL")" --prompt 16 \
+      --gen "$RSS_TOKENS" --quiet
   else
-    run rss tiny --config "$here/configs/tiny.json" --prompt 16 --gen "$RSS_TOKENS" --quiet
+    run rss tiny --config bench/configs/tiny.json --prompt 16 --gen "$RSS_TOKENS" --quiet
   fi
 fi
 
 echo "cpu_suite: $(( SECONDS - t0 )) s, results in $out" >&2
 # Debian's python3 (where python3-matplotlib goes), not a python3 of a virtual environment.
-if [ -x /usr/bin/python3 ]; then /usr/bin/python3 "$here/report_cpu.py" "$out" || true; fi
+if [ -x /usr/bin/python3 ]; then /usr/bin/python3 "$here/report_cpu.py" "$out" --no-plot || true; fi
+echo "cpu_suite: to put these into the docs and redraw the plot: bench/report_cpu.py $(realpath --relative-to="$root" "$out") --doc docs/BENCHMARKS.md" >&2
