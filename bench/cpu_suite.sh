@@ -46,6 +46,16 @@ cd "$root"
 : > "$log"
 
 [ -x "$MAMBA3RT" ] || { echo "cpu_suite: $MAMBA3RT not built (cmake --build build)" >&2; exit 1; }
+# The results name the commit; a binary older than the tree would make that a lie.
+build_current=unknown
+if [ -f "$(dirname "$MAMBA3RT")/build.ninja" ] && command -v ninja > /dev/null; then
+  if ninja -C "$(dirname "$MAMBA3RT")" -n mamba3rt_cli 2> /dev/null | grep -q '^\['; then
+    build_current=false
+    echo "cpu_suite: warning: $(dirname "$MAMBA3RT") is older than the sources (cmake --build build first)" >&2
+  else
+    build_current=true
+  fi
+fi
 # Run a snapshot of the binary and its library, so that a rebuild during the suite (the
 # tree is shared) cannot mix two versions into one result file.
 snapshot=$(mktemp -d)
@@ -73,9 +83,9 @@ grep -qw avx512f /proc/cpuinfo && avx512=true
   printf '"cpu": %s, "cpu_family": %s, "cpu_model": %s, "cores": %s, "l3": %s, "avx512f": %s, ' \
     "$(json_str "$(lscpu_field 'Model name')")" "$(json_str "$(lscpu_field 'CPU family')")" \
     "$(json_str "$(lscpu_field 'Model')")" "$(nproc)" "$(json_str "$(lscpu_field 'L3 cache')")" "$avx512"
-  printf '"mem_total_kb": %s, "kernel": %s, "mamba3rt": %s, "threads": %s, "loadavg": %s}\n' \
+  printf '"mem_total_kb": %s, "kernel": %s, "mamba3rt": %s, "build_current": %s, "threads": %s, "loadavg": %s}\n' \
     "$(awk '/MemTotal/ {print $2}' /proc/meminfo)" "$(json_str "$(uname -r)")" \
-    "$(json_str "$("$MAMBA3RT" --version)")" "$THREADS" "$(loadavg)"
+    "$(json_str "$("$MAMBA3RT" --version)")" "$(json_str "$build_current")" "$THREADS" "$(loadavg)"
 } >> "$out"
 
 run() {  # run KIND CONFIG_LABEL ARGS...

@@ -91,6 +91,9 @@ def tables(machines, runs, rss, errors):
     out = []
     machine = machines[0] if machines else None
     results = [r["result"] for r in runs.values()]
+    for m in machines:
+        if m.get("build_current") == "false":
+            out.append(f"**Warning: the binary of the run of {m.get('date')} was older than the sources of its commit.**")
     for m in machines[1:]:
         if (m.get("cpu"), m.get("cpu_family"), m.get("cpu_model")) != (machine.get("cpu"), machine.get("cpu_family"),
                                                                        machine.get("cpu_model")):
