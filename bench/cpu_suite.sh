@@ -49,7 +49,8 @@ cd "$root"
 # The results name the commit; a binary older than the tree would make that a lie.
 build_current=unknown
 if [ -f "$(dirname "$MAMBA3RT")/build.ninja" ] && command -v ninja > /dev/null; then
-  if ninja -C "$(dirname "$MAMBA3RT")" -n mamba3rt_cli 2> /dev/null | grep -q '^\['; then
+  pending=$(ninja -C "$(dirname "$MAMBA3RT")" -n mamba3rt_cli 2> /dev/null || true)
+  if printf '%s\n' "$pending" | grep -q '^\['; then
     build_current=false
     echo "cpu_suite: warning: $(dirname "$MAMBA3RT") is older than the sources (cmake --build build first)" >&2
   else
