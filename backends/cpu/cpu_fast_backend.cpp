@@ -39,8 +39,8 @@ class AlignedFloats {
 
 }  // namespace
 
-struct CpuFastBackend::Slot final : StateSlot {
-  std::vector<float> state;  // canonical layout (state_layout.h)
+// No per-slot scratch: a pass uses the backend's shared workspace.
+struct CpuFastBackend::Slot final : HostStateSlot {
 };
 
 // Activations of up to kMaxRows rows, plus per-thread scratch; allocated once.
@@ -85,25 +85,6 @@ std::unique_ptr<StateSlot> CpuFastBackend::create_slot() {
   auto s = std::make_unique<Slot>();
   s->state.assign(static_cast<std::size_t>(layout_.total_floats()), 0.0f);
   return s;
-}
-
-void CpuFastBackend::zero_slot(StateSlot& slot) {
-  auto& s = static_cast<Slot&>(slot);
-  std::fill(s.state.begin(), s.state.end(), 0.0f);
-}
-
-void CpuFastBackend::copy_slot(const StateSlot& src, StateSlot& dst) {
-  static_cast<Slot&>(dst).state = static_cast<const Slot&>(src).state;
-}
-
-void CpuFastBackend::read_slot(const StateSlot& slot, float* dst) const {
-  const auto& s = static_cast<const Slot&>(slot);
-  std::memcpy(dst, s.state.data(), s.state.size() * sizeof(float));
-}
-
-void CpuFastBackend::write_slot(StateSlot& slot, const float* src) {
-  auto& s = static_cast<Slot&>(slot);
-  std::memcpy(s.state.data(), src, s.state.size() * sizeof(float));
 }
 
 void CpuFastBackend::prefill(StateSlot& slot, const int32_t* tokens, std::size_t n, m3_logits_mode mode,

@@ -11,11 +11,11 @@
 
 #include "backends/cpu/simd/kernel_table.h"
 #include "backends/cpu/thread_pool.h"
-#include "src/backend.h"
+#include "backends/cpu/host_state_backend.h"
 
 namespace m3 {
 
-class CpuFastBackend final : public Backend {
+class CpuFastBackend final : public HostStateBackend {
  public:
   // threads: 0 = cpu::default_thread_count().
   CpuFastBackend(const ModelConfig& config, const ModelWeights& weights, const StateLayout& layout, int threads,
@@ -27,10 +27,6 @@ class CpuFastBackend final : public Backend {
   const char* kernel_arch() const { return kernels_.arch; }
 
   std::unique_ptr<StateSlot> create_slot() override;
-  void zero_slot(StateSlot& slot) override;
-  void copy_slot(const StateSlot& src, StateSlot& dst) override;
-  void read_slot(const StateSlot& slot, float* dst) const override;
-  void write_slot(StateSlot& slot, const float* src) override;
   void prefill(StateSlot& slot, const int32_t* tokens, std::size_t n, m3_logits_mode mode,
                float* logits) override;
   void decode(StateSlot* const* slots, const int32_t* tokens, std::size_t n, float* logits) override;

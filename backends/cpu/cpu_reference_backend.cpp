@@ -14,8 +14,7 @@ namespace m3 {
 using cpu::rms_norm;
 using cpu::silu;
 
-struct CpuReferenceBackend::Slot final : StateSlot {
-  std::vector<float> state;  // canonical layout (state_layout.h)
+struct CpuReferenceBackend::Slot final : HostStateSlot {
   // Scratch, sized once so that a forward pass never allocates.
   std::vector<float> residual, normed, block_out, proj, bc_normed, q, k, y_rank, y, mlp_hidden;
 };
@@ -39,25 +38,6 @@ std::unique_ptr<StateSlot> CpuReferenceBackend::create_slot() {
   s->y.resize(c_.d_inner);
   s->mlp_hidden.resize(2 * w_.mlp_hidden);
   return s;
-}
-
-void CpuReferenceBackend::zero_slot(StateSlot& slot) {
-  auto& s = static_cast<Slot&>(slot);
-  std::fill(s.state.begin(), s.state.end(), 0.0f);
-}
-
-void CpuReferenceBackend::copy_slot(const StateSlot& src, StateSlot& dst) {
-  static_cast<Slot&>(dst).state = static_cast<const Slot&>(src).state;
-}
-
-void CpuReferenceBackend::read_slot(const StateSlot& slot, float* dst) const {
-  const auto& s = static_cast<const Slot&>(slot);
-  std::memcpy(dst, s.state.data(), s.state.size() * sizeof(float));
-}
-
-void CpuReferenceBackend::write_slot(StateSlot& slot, const float* src) {
-  auto& s = static_cast<Slot&>(slot);
-  std::memcpy(s.state.data(), src, s.state.size() * sizeof(float));
 }
 
 void CpuReferenceBackend::prefill(StateSlot& slot, const int32_t* tokens, std::size_t n, m3_logits_mode mode,

@@ -3,20 +3,16 @@
 // other backend is tested against; clarity wins over speed here.
 #pragma once
 
-#include "src/backend.h"
+#include "backends/cpu/host_state_backend.h"
 
 namespace m3 {
 
-class CpuReferenceBackend final : public Backend {
+class CpuReferenceBackend final : public HostStateBackend {
  public:
   CpuReferenceBackend(const ModelConfig& config, const ModelWeights& weights, const StateLayout& layout);
 
   m3_backend kind() const override { return M3_BACKEND_CPU; }
   std::unique_ptr<StateSlot> create_slot() override;
-  void zero_slot(StateSlot& slot) override;
-  void copy_slot(const StateSlot& src, StateSlot& dst) override;
-  void read_slot(const StateSlot& slot, float* dst) const override;
-  void write_slot(StateSlot& slot, const float* src) override;
   void prefill(StateSlot& slot, const int32_t* tokens, std::size_t n, m3_logits_mode mode,
                float* logits) override;
   void decode(StateSlot* const* slots, const int32_t* tokens, std::size_t n, float* logits) override;

@@ -19,11 +19,14 @@
 #include "model/model_config.h"
 #include "model/quantization.h"
 #include "model/tensor.h"
+#include "sampling/rng.h"
 
 namespace cli {
 namespace {
 
 using m3::DType;
+using m3::Rng;
+using m3::splitmix64_next;
 using m3::WeightType;
 
 // How a tensor's values are drawn. Matrices and the embedding are uniform with the given
@@ -51,36 +54,8 @@ struct Stored {
   uint64_t offset = 0;  // in the data section
 };
 
-uint64_t splitmix64(uint64_t& x) {
-  uint64_t z = (x += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
-// xoshiro256+, enough for timing weights: 24 high bits per float.
-class Rng {
- public:
-  explicit Rng(uint64_t seed) {
-    for (auto& s : s_) s = splitmix64(seed);
-  }
-  // Uniform in [0, 1).
-  float next() { return static_cast<float>(next_u64() >> 40) * 0x1p-24f; }
-  uint64_t next_u64() {
-    const uint64_t result = s_[0] + s_[3];
-    const uint64_t t = s_[1] << 17;
-    s_[2] ^= s_[0];
-    s_[3] ^= s_[1];
-    s_[1] ^= s_[2];
-    s_[0] ^= s_[3];
-    s_[2] ^= t;
-    s_[3] = (s_[3] << 45) | (s_[3] >> 19);
-    return result;
-  }
-
- private:
-  uint64_t s_[4];
-};
+// Uniform in [0, 1) with 24 bits: enough for timing weights, and cheaper than next_double.
+float uniform01(Rng& rng) { return static_cast<float>(rng.next_u64() >> 40) * 0x1p-24f; }
 
 bool quantized(WeightType t) { return t == WeightType::Q8 || t == WeightType::Q4; }
 
@@ -207,9 +182,9 @@ Plan make_plan(const RandomModelSpec& spec) {
 
 uint64_t row_seed(uint64_t seed, uint64_t item, uint64_t row) {
   uint64_t x = seed ^ (item * 0x9e3779b97f4a7c15ull);
-  splitmix64(x);
+  splitmix64_next(x);
   x ^= row * 0xd1b54a32d192ed03ull;
-  return splitmix64(x);
+  return splitmix64_next(x);
 }
 
 // Values of rows [r0, r1) of an item into out (row-major, cols per row).
@@ -222,15 +197,15 @@ void fill_rows(const Item& item, uint64_t seed, uint64_t index, int64_t cols, in
       case Fill::Ones: std::fill(row, row + cols, 1.0f); break;
       case Fill::Uniform: {
         const float a = kSqrt3 * item.stddev;
-        for (int64_t i = 0; i < cols; ++i) row[i] = (2.0f * rng.next() - 1.0f) * a;
+        for (int64_t i = 0; i < cols; ++i) row[i] = (2.0f * uniform01(rng) - 1.0f) * a;
         break;
       }
       case Fill::DtBias:  // softplus^-1 of a uniform dt in [1e-3, 0.1]
-        for (int64_t i = 0; i < cols; ++i) row[i] = std::log(std::expm1(1e-3f + rng.next() * (0.1f - 1e-3f)));
+        for (int64_t i = 0; i < cols; ++i) row[i] = std::log(std::expm1(1e-3f + uniform01(rng) * (0.1f - 1e-3f)));
         break;
       case Fill::Mimo:
         for (int64_t i = 0; i < cols; ++i)
-          row[i] = (1.0f + item.stddev * kSqrt3 * (2.0f * rng.next() - 1.0f)) / item.divisor;
+          row[i] = (1.0f + item.stddev * kSqrt3 * (2.0f * uniform01(rng) - 1.0f)) / item.divisor;
         break;
     }
   }

@@ -18,16 +18,6 @@ float to_float(const std::string& name, const std::string& v) {
   throw UsageError("--" + name + " expects a number, got '" + v + "'");
 }
 
-long long to_int(const std::string& name, const std::string& v) {
-  try {
-    std::size_t used = 0;
-    long long i = std::stoll(v, &used);
-    if (used == v.size()) return i;
-  } catch (...) {
-  }
-  throw UsageError("--" + name + " expects an integer, got '" + v + "'");
-}
-
 }  // namespace
 
 std::set<std::string> generation_value_options() {
@@ -46,25 +36,25 @@ m3_gen_params* make_gen_params(const Args& args, int32_t default_max_tokens) {
       throw UsageError(std::string(what) + ": " + m3_last_error());
     }
   };
-  set(m3_gen_params_set_max_tokens(p, static_cast<int32_t>(to_int("n", args.get_or("n", std::to_string(default_max_tokens))))), "-n");
+  set(m3_gen_params_set_max_tokens(p, static_cast<int32_t>(args.get_int("n", default_max_tokens))), "-n");
   if (args.flag("greedy")) {
     for (const char* o : {"temp", "top-k", "top-p", "min-p", "seed"})
       if (args.get(o)) throw UsageError(std::string("--greedy excludes --") + o);
     set(m3_gen_params_set_greedy(p), "--greedy");
   }
   if (auto v = args.get("temp")) set(m3_gen_params_set_temperature(p, to_float("temp", *v)), "--temp");
-  if (auto v = args.get("top-k")) set(m3_gen_params_set_top_k(p, static_cast<int32_t>(to_int("top-k", *v))), "--top-k");
+  if (args.get("top-k")) set(m3_gen_params_set_top_k(p, static_cast<int32_t>(args.get_int("top-k", 0))), "--top-k");
   if (auto v = args.get("top-p")) set(m3_gen_params_set_top_p(p, to_float("top-p", *v)), "--top-p");
   if (auto v = args.get("min-p")) set(m3_gen_params_set_min_p(p, to_float("min-p", *v)), "--min-p");
   if (auto v = args.get("repeat-penalty"))
     set(m3_gen_params_set_repeat_penalty(p, to_float("repeat-penalty", *v),
-                                         static_cast<int32_t>(to_int("repeat-last-n", args.get_or("repeat-last-n", "64")))),
+                                         static_cast<int32_t>(args.get_int("repeat-last-n", 64))),
         "--repeat-penalty");
   if (auto v = args.get("presence-penalty"))
     set(m3_gen_params_set_presence_penalty(p, to_float("presence-penalty", *v)), "--presence-penalty");
   if (auto v = args.get("frequency-penalty"))
     set(m3_gen_params_set_frequency_penalty(p, to_float("frequency-penalty", *v)), "--frequency-penalty");
-  if (auto v = args.get("seed")) set(m3_gen_params_set_seed(p, static_cast<uint64_t>(to_int("seed", *v))), "--seed");
+  if (args.get("seed")) set(m3_gen_params_set_seed(p, static_cast<uint64_t>(args.get_int("seed", 0))), "--seed");
   if (auto v = args.get("stop")) set(m3_gen_params_add_stop_string(p, v->c_str()), "--stop");
   if (args.flag("ignore-eos")) set(m3_gen_params_set_ignore_eos(p, 1), "--ignore-eos");
   return p;
