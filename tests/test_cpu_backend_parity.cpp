@@ -34,7 +34,6 @@ struct RandomModel {
     const int64_t hid = (c.d_intermediate + 127) / 128 * 128;
     std::mt19937 rng(seed);
     std::normal_distribution<float> normal(0.0f, 1.0f);
-    std::uniform_real_distribution<float> uniform(0.0f, 1.0f);
     std::vector<m3::TensorView> views;
     auto add = [&](const std::string& name, std::vector<int64_t> shape, float scale, float offset, bool matrix) {
       int64_t n = 1;
@@ -84,7 +83,6 @@ struct RandomModel {
     }
     add("backbone.norm_f.weight", {D}, 0.1f, 1.0f, false);
     if (!c.tie_embeddings) add("lm_head.weight", {V, D}, 1.0f / std::sqrt(static_cast<float>(D)), 0.0f, true);
-    (void)uniform;
     weights = m3::bind_model_weights(config, views, "random model");
     layout = m3::make_state_layout(config);
   }

@@ -123,7 +123,9 @@ TEST_P(Kernels, MatmulMatchesDoublePrecisionOnOddShapes) {
           const int64_t r0 = rows > 4 ? 1 : 0;
           k.matmul(m.view, r0, rows, x.data(), x_stride, n, y.data() + r0, y_stride);
           for (int64_t t = 0; t < n; ++t) {
-            EXPECT_EQ(y[t * y_stride + 0], r0 ? -1.0f : y[t * y_stride + 0]) << "wrote before row_begin";
+            if (r0 > 0) {
+              EXPECT_EQ(y[t * y_stride], -1.0f) << "wrote before row_begin";
+            }
             for (int64_t r = r0; r < rows; ++r) {
               double want = 0, mag = 0;
               for (int64_t c = 0; c < cols; ++c) {
