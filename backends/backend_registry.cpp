@@ -29,7 +29,8 @@ std::unique_ptr<Backend> create_backend(m3_backend kind, const BackendOptions& o
   if (status != M3_OK) fail(status, "backend " + std::string(m3_backend_name(kind)) + ": " + why);
   if (kind == M3_BACKEND_CPU_REFERENCE) return std::make_unique<CpuReferenceBackend>(config, weights, layout);
   // AUTO resolves to the CPU while it is the only backend.
-  return std::make_unique<CpuFastBackend>(config, weights, layout, options.threads, cpu::best_kernel_table());
+  return std::make_unique<CpuFastBackend>(config, weights, layout, options.threads, cpu::best_kernel_table(),
+                                          options.release_weight_pages);
 }
 
 }  // namespace m3

@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -48,8 +49,13 @@ class Backend {
   virtual void decode(StateSlot* const* slots, const int32_t* tokens, std::size_t n, float* logits) = 0;
 };
 
+// Told a range of the checkpoint's weights a backend has copied and will not read again,
+// so the model can drop those file pages from the process's memory.
+using ReleaseWeightPages = std::function<void(const void* data, std::size_t bytes)>;
+
 struct BackendOptions {
   int threads = 0;  // CPU threads; 0 = MAMBA3RT_THREADS or one per core
+  ReleaseWeightPages release_weight_pages;  // may be empty
 };
 
 // Creates the backend of the given kind (AUTO picks the best available). Throws

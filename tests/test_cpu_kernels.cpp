@@ -14,6 +14,7 @@
 
 #include "backends/cpu/simd/kernel_table.h"
 #include "backends/cpu/thread_pool.h"
+#include "backends/cpu/weight_tiling.h"
 #include "model/float_convert.h"
 #include "model/quantization.h"
 
@@ -179,6 +180,61 @@ TEST_P(Kernels, LoadRowDecodesExactly) {
         ASSERT_EQ(out[c], static_cast<float>(m.values[r * cols + c])) << k.arch << " " << m3::weight_type_name(type);
     }
   }
+}
+
+// The backend's tiled copy (weight_tiling.h) holds the same values in another order: every
+// product and every row lookup must come out bit-identical to the row-major matrix, for
+// row counts with and without a partial last tile and row ranges that split tiles.
+TEST_P(Kernels, TiledWeightsGiveBitIdenticalResults) {
+  const KernelTable& k = *GetParam();
+  std::mt19937 rng(5);
+  for (WeightType type : kAllTypes) {
+    const bool quantized = type == WeightType::Q8 || type == WeightType::Q4;
+    const int64_t lanes = k.float_lanes;
+    const std::vector<int64_t> col_choices = quantized ? std::vector<int64_t>{32, 96, 160} : std::vector<int64_t>{lanes, 4 * lanes, 7 * lanes};
+    for (int64_t cols : col_choices)
+      for (int64_t rows : {4, 5, 8, 11, 23}) {
+        const StoredMatrix m = make_matrix(type, rows, cols, rng);
+        m3::cpu::AlignedBytes data, scales;
+        const WeightMatrix tiled = m3::cpu::tile_weight_matrix(m.view, lanes, data, scales);
+        ASSERT_NE(tiled.data, m.view.data) << "expected a tiled copy";
+        ASSERT_GT(tiled.tile_chunk, 0);
+        // The copy really is laid out differently (else this test could not fail).
+        if (cols > m3::cpu::row_chunk_cols(type, lanes)) {
+          EXPECT_NE(0, std::memcmp(tiled.data, m.view.data, static_cast<size_t>(m3::weight_data_bytes(type, cols) * 4)));
+        }
+        for (int64_t n : {1, 2, 4, 5}) {
+          const auto x = random_floats(static_cast<size_t>(n * cols), rng);
+          std::vector<float> plain(static_cast<size_t>(n * rows)), tiles(plain.size()), split(plain.size());
+          k.matmul(m.view, 0, rows, x.data(), cols, n, plain.data(), rows);
+          k.matmul(tiled, 0, rows, x.data(), cols, n, tiles.data(), rows);
+          // Ranges that cut tiles in the middle, as an unlucky thread split would.
+          const int64_t cut1 = std::min<int64_t>(3, rows), cut2 = std::min<int64_t>(rows, cut1 + 6);
+          k.matmul(tiled, 0, cut1, x.data(), cols, n, split.data(), rows);
+          k.matmul(tiled, cut1, cut2, x.data(), cols, n, split.data() + cut1, rows);
+          k.matmul(tiled, cut2, rows, x.data(), cols, n, split.data() + cut2, rows);
+          ASSERT_EQ(plain, tiles) << k.arch << " " << m3::weight_type_name(type) << " rows=" << rows << " cols=" << cols << " n=" << n;
+          ASSERT_EQ(plain, split) << k.arch << " " << m3::weight_type_name(type) << " rows=" << rows << " cols=" << cols << " n=" << n;
+        }
+        std::vector<float> a(static_cast<size_t>(cols)), b(a.size());
+        for (int64_t r = 0; r < rows; ++r) {
+          k.load_row(m.view, r, a.data());
+          k.load_row(tiled, r, b.data());
+          ASSERT_EQ(a, b) << k.arch << " " << m3::weight_type_name(type) << " row " << r;
+        }
+      }
+  }
+}
+
+TEST(WeightTiling, LeavesMatricesThatCannotBeTiledAsTheyAre) {
+  std::mt19937 rng(9);
+  m3::cpu::AlignedBytes data, scales;
+  const StoredMatrix few_rows = make_matrix(WeightType::BF16, 3, 64, rng);
+  EXPECT_EQ(m3::cpu::tile_weight_matrix(few_rows.view, 8, data, scales).data, few_rows.view.data);
+  const StoredMatrix ragged = make_matrix(WeightType::F32, 8, 20, rng);  // 20 columns: not whole 8-float chunks
+  const WeightMatrix kept = m3::cpu::tile_weight_matrix(ragged.view, 8, data, scales);
+  EXPECT_EQ(kept.data, ragged.view.data);
+  EXPECT_EQ(kept.tile_chunk, 0);
 }
 
 // Every one of the 65536 half-precision bit patterns, including subnormals, infinities and NaNs.

@@ -37,6 +37,36 @@ class AlignedFloats {
   float* data_ = nullptr;
 };
 
+// The weights with every matrix copied into the tiled layout of kernels `lanes` floats wide;
+// the copies live in `storage` and the sources copied are handed to `release`.
+ModelWeights tile_model_weights(const ModelWeights& src, int64_t lanes, std::vector<cpu::AlignedBytes>& storage,
+                                const ReleaseWeightPages& release) {
+  ModelWeights out = src;
+  auto tile = [&](WeightMatrix& m) {
+    if (!m.data) return;
+    cpu::AlignedBytes data, scales;
+    const WeightMatrix tiled = cpu::tile_weight_matrix(m, lanes, data, scales);
+    if (tiled.data == m.data) return;  // left as it was
+    if (release) {
+      release(m.data, static_cast<std::size_t>(m.rows * weight_data_bytes(m.type, m.cols)));
+      if (m.scales) release(m.scales, static_cast<std::size_t>(m.rows * (m.cols / kQuantGroup) * 2));
+    }
+    m = tiled;
+    storage.push_back(std::move(data));
+    if (scales.bytes) storage.push_back(std::move(scales));
+  };
+  for (MambaLayerWeights& layer : out.layers) {
+    tile(layer.in_proj);
+    tile(layer.out_proj);
+    tile(layer.fc1);
+    tile(layer.fc2);
+  }
+  const bool tied = out.embedding.data == out.lm_head.data;
+  tile(out.lm_head);
+  if (tied) out.embedding = out.lm_head;  // lookups read the head's tiled rows
+  return out;
+}
+
 }  // namespace
 
 // No per-slot scratch: a pass uses the backend's shared workspace.
@@ -53,9 +83,9 @@ struct CpuFastBackend::Workspace {
 };
 
 CpuFastBackend::CpuFastBackend(const ModelConfig& config, const ModelWeights& weights, const StateLayout& layout,
-                               int threads, const cpu::KernelTable& kernels)
+                               int threads, const cpu::KernelTable& kernels, const ReleaseWeightPages& release)
     : c_(config),
-      w_(weights),
+      w_(tile_model_weights(weights, kernels.float_lanes, tiled_storage_, release)),
       layout_(layout),
       kernels_(kernels),
       pool_(threads > 0 ? threads : cpu::default_thread_count()),
@@ -123,7 +153,9 @@ void CpuFastBackend::decode(StateSlot* const* slots, const int32_t* tokens, std:
 void CpuFastBackend::matmul(const WeightMatrix& w, const float* x, int64_t x_stride, int64_t n, float* y,
                             int64_t y_stride) {
   // Threads only pay off with enough work each: a few tens of thousands of multiply-adds.
-  const int64_t grain = std::max<int64_t>(16, kMinParallelWork / std::max<int64_t>(1, w.cols * n));
+  // Whole storage tiles per range, so no tile is split between threads.
+  int64_t grain = std::max<int64_t>(16, kMinParallelWork / std::max<int64_t>(1, w.cols * n));
+  grain = (grain + cpu::kWeightTileRows - 1) / cpu::kWeightTileRows * cpu::kWeightTileRows;
   pool_.parallel_for(w.rows, grain, [&](int64_t r0, int64_t r1, int) {
     kernels_.matmul(w, r0, r1, x, x_stride, n, y + r0, y_stride);
   });

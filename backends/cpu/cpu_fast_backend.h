@@ -12,14 +12,18 @@
 #include "backends/cpu/simd/kernel_table.h"
 #include "backends/cpu/thread_pool.h"
 #include "backends/cpu/host_state_backend.h"
+#include "backends/cpu/weight_tiling.h"
+#include "src/backend.h"
 
 namespace m3 {
 
 class CpuFastBackend final : public HostStateBackend {
  public:
   // threads: 0 = cpu::default_thread_count().
+  // The weight matrices are copied into the tiled layout (weight_tiling.h); the source
+  // ranges copied are passed to `release` (when given) once done.
   CpuFastBackend(const ModelConfig& config, const ModelWeights& weights, const StateLayout& layout, int threads,
-                 const cpu::KernelTable& kernels);
+                 const cpu::KernelTable& kernels, const ReleaseWeightPages& release = {});
   ~CpuFastBackend() override;
 
   m3_backend kind() const override { return M3_BACKEND_CPU; }
@@ -46,7 +50,8 @@ class CpuFastBackend final : public HostStateBackend {
   void matmul(const WeightMatrix& w, const float* x, int64_t x_stride, int64_t n, float* y, int64_t y_stride);
 
   const ModelConfig& c_;
-  const ModelWeights& w_;
+  std::vector<cpu::AlignedBytes> tiled_storage_;
+  ModelWeights w_;  // the model's weights with every matrix it pays to tile tiled
   const StateLayout& layout_;
   const cpu::KernelTable& kernels_;
   cpu::ThreadPool pool_;

@@ -37,6 +37,16 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
   data_ = static_cast<const uint8_t*>(p);
 }
 
+void MappedFile::release_pages(const void* p, std::size_t bytes) const {
+  const auto begin = reinterpret_cast<uintptr_t>(p), end = begin + bytes;
+  const auto map_begin = reinterpret_cast<uintptr_t>(data_), map_end = map_begin + size_;
+  if (!data_ || begin < map_begin || end > map_end || begin >= end) return;
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;
+  // A private read-only file mapping: dropped pages are re-read from the file, never lost.
+  if (first < last) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
 MappedFile::~MappedFile() {
   if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
 }

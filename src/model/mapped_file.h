@@ -20,6 +20,10 @@ class MappedFile {
   std::size_t size() const { return size_; }
   const std::string& path() const { return path_; }
 
+  // Drops the whole pages inside [p, p + bytes) from this process's memory; they are read
+  // from the file again if touched. A range outside the mapping is ignored.
+  void release_pages(const void* p, std::size_t bytes) const;
+
  private:
   std::string path_;
   const uint8_t* data_ = nullptr;

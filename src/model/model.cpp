@@ -78,7 +78,12 @@ std::unique_ptr<Model> Model::load(const std::string& dir, const LoadOptions& op
   }
   m->eos_tokens_ = find_eos_tokens(dir, m->tokenizer_.get(), m->config_.vocab_size);
 
-  m->backend_ = create_backend(options.backend, BackendOptions{options.threads}, m->config_, m->weights_, m->layout_);
+  BackendOptions backend_options;
+  backend_options.threads = options.threads;
+  backend_options.release_weight_pages = [file = m->file_.get()](const void* p, std::size_t n) {
+    file->release_pages(p, n);
+  };
+  m->backend_ = create_backend(options.backend, backend_options, m->config_, m->weights_, m->layout_);
   return m;
 }
 

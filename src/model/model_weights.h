@@ -27,6 +27,9 @@ struct WeightMatrix {
   int64_t cols = 0;
   const void* data = nullptr;
   const uint16_t* scales = nullptr;  // Q8/Q4 only: f16 [rows, cols / kQuantGroup]
+  // 0: the layout above. Otherwise a backend's copy in row tiles of this many columns per
+  // chunk (backends/cpu/weight_tiling.h); checkpoints are never in that layout.
+  int64_t tile_chunk = 0;
 };
 
 struct MambaLayerWeights {

@@ -30,4 +30,15 @@ int64_t weight_row_bytes(WeightType type, int64_t cols) {
   return 0;
 }
 
+int64_t weight_data_bytes(WeightType type, int64_t cols) {
+  switch (type) {
+    case WeightType::F32: return cols * 4;
+    case WeightType::F16:
+    case WeightType::BF16: return cols * 2;
+    case WeightType::Q8: return cols;
+    case WeightType::Q4: return cols / 2;
+  }
+  return 0;
+}
+
 }  // namespace m3

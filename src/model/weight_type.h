@@ -19,5 +19,7 @@ const char* weight_type_name(WeightType type);
 std::optional<WeightType> parse_weight_type(std::string_view name);
 // Bytes of one row of `cols` columns, scales included.
 int64_t weight_row_bytes(WeightType type, int64_t cols);
+// Bytes of `cols` columns' values alone (the quantized types keep their scales apart).
+int64_t weight_data_bytes(WeightType type, int64_t cols);
 
 }  // namespace m3
