@@ -480,6 +480,14 @@ double golden_tolerance(const std::string& type) {
   return 0.6;  // q4 (a wrong nibble order gives > 1)
 }
 
+// Fast vs reference backend on a quantized model: the fast kernels multiply the quantized
+// weights with int16-quantized activations (kernels_impl.h), the reference with the float
+// activations. Measured ~1e-4 rel-L2 on the golden cases: 1000x below the quantization
+// error itself, and still well above 1e-5 if the activations were used unquantized.
+double fast_vs_reference_tolerance(const std::string& type) {
+  return type == "int8" || type == "q4" ? 5e-4 : 1e-5;
+}
+
 class QuantizedGolden : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {};
 
 TEST_P(QuantizedGolden, FastMatchesReferenceAndStaysWithinTolerance) {
@@ -494,8 +502,9 @@ TEST_P(QuantizedGolden, FastMatchesReferenceAndStaysWithinTolerance) {
   const auto reference = logits_of(out, M3_BACKEND_CPU_REFERENCE, row);
   ASSERT_EQ(fast.size(), reference.size());
   const double fast_vs_ref = test::rel_l2(fast, reference);
-  EXPECT_LE(fast_vs_ref, 1e-5) << "fast vs reference backend";
-  EXPECT_LE(test::rel_l2(logits_of(out, M3_BACKEND_CPU, row, true), reference), 1e-5) << "fast, split mode";
+  EXPECT_LE(fast_vs_ref, fast_vs_reference_tolerance(type)) << "fast vs reference backend";
+  EXPECT_LE(test::rel_l2(logits_of(out, M3_BACKEND_CPU, row, true), reference), fast_vs_reference_tolerance(type))
+      << "fast, split mode";
 
   const std::vector<float> official(expected.at("logits").values.begin(),
                                     expected.at("logits").values.begin() + fast.size());
@@ -641,7 +650,8 @@ TEST(QuantizeCli, MatrixWhoseColumnsAreNotAMultipleOf32StaysFloat) {
   EXPECT_EQ(test::info(q, M3_INFO_MLP_HIDDEN), 80);
   m3_model_free(q);
   const auto tokens = test::random_tokens(16, 389, 8);
-  EXPECT_LE(test::rel_l2(logits_of(out, M3_BACKEND_CPU, tokens), logits_of(out, M3_BACKEND_CPU_REFERENCE, tokens)), 1e-5);
+  EXPECT_LE(test::rel_l2(logits_of(out, M3_BACKEND_CPU, tokens), logits_of(out, M3_BACKEND_CPU_REFERENCE, tokens)),
+            fast_vs_reference_tolerance("q4"));
   test::remove_tree(src);
   test::remove_tree(fs::path(out).parent_path().string());
 }

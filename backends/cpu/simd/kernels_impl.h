@@ -4,9 +4,12 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
+#include <vector>
 #include <cstdint>
 #include <cstring>
 
+#include "backends/cpu/simd/integer_dot.h"
 #include "backends/cpu/simd/kernel_table.h"
 #include "backends/cpu/weight_tiling.h"
 #include "backends/cpu/simd/weight_loads.h"
@@ -120,12 +123,107 @@ inline void prefetch_ahead(const uint8_t* p, int64_t bytes, bool tiled) {
   }
 }
 
+// The input rows of a product with quantized weights, quantized in turn: per group of
+// kQuantGroup columns, x = q * scale with q in int16 (|q| <= 32767, round to nearest). The
+// rounding error is at most 1/65534 of the group's largest |x|, far below the weights' own.
+struct QuantizedInputs {
+  const int16_t* q;    // row t at q + t * cols
+  const float* scale;  // row t at scale + t * (cols / kQuantGroup)
+  int64_t cols;
+};
+
+// Quantizes n rows of x into per-thread buffers that live as long as the thread (they only
+// ever grow, so a steady decode loop allocates nothing).
+template <class A>
+QuantizedInputs quantize_inputs(const float* x, int64_t x_stride, int64_t n, int64_t cols) {
+  using fb = fbatch<A>;
+  constexpr int64_t W = fb::size;
+  thread_local std::vector<int16_t> q;
+  thread_local std::vector<float> scale;
+  const int64_t groups = cols / kQuantGroup;
+  if (static_cast<int64_t>(q.size()) < n * cols) q.resize(static_cast<std::size_t>(n * cols));
+  if (static_cast<int64_t>(scale.size()) < n * groups) scale.resize(static_cast<std::size_t>(n * groups));
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t g = 0; g < groups; ++g) {
+      const float* xg = x + t * x_stride + g * kQuantGroup;
+      int16_t* qg = q.data() + t * cols + g * kQuantGroup;
+      float& sg = scale[static_cast<std::size_t>(t * groups + g)];
+      fb mv(0.0f), poison(0.0f);  // poison: x * 0 is NaN exactly when some x is NaN or infinite
+      for (int64_t j = 0; j < kQuantGroup; j += W) {
+        const fb v = fb::load_unaligned(xg + j);
+        mv = xsimd::max(mv, xsimd::abs(v));
+        poison += v * fb(0.0f);
+      }
+      alignas(64) float lanes[W];
+      mv.store_aligned(lanes);
+      float m = 0.0f;
+      for (int64_t i = 0; i < W; ++i) m = std::max(m, lanes[i]);
+      if (m == 0.0f || std::isnan(xsimd::hadd(poison))) {
+        // Zeros stay zero; a NaN or infinity makes the group's scale NaN, so it shows in y.
+        sg = m == 0.0f ? 0.0f : NAN;
+        std::fill(qg, qg + kQuantGroup, int16_t{0});
+        continue;
+      }
+      const fb inv(32767.0f / m);
+      alignas(64) int32_t rounded[kQuantGroup];
+      for (int64_t j = 0; j < kQuantGroup; j += W)
+        xsimd::nearbyint_as_int(fb::load_unaligned(xg + j) * inv).store_aligned(rounded + j);
+      for (int64_t j = 0; j < kQuantGroup; ++j) qg[j] = static_cast<int16_t>(rounded[j]);
+      sg = m / 32767.0f;
+    }
+  return {q.data(), scale.data(), cols};
+}
+
+// ROWS quantized weight rows against NB quantized input rows: per group, exact int32 dot
+// products in lanes (integer_dot.h), then one FMA per lane with the product of the scales.
+template <class A, WeightType T, int ROWS, int NB>
+void dot_tile_quantized(const WeightMatrix& w, int64_t r0, const QuantizedInputs& xin, float* y, int64_t y_stride) {
+  using fb = fbatch<A>;
+  constexpr int PG = Int16Reg<A>::per_group, L = Int16Reg<A>::lanes;
+  const int64_t groups = w.cols / kQuantGroup;
+  fb acc[ROWS][NB];
+  for (int r = 0; r < ROWS; ++r)
+    for (int b = 0; b < NB; ++b) acc[r][b] = fb(0.0f);
+  const uint8_t* p[ROWS];
+  int64_t step[ROWS];
+  const uint16_t* sp[ROWS];
+  int64_t sstep[ROWS];
+  for (int r = 0; r < ROWS; ++r) {
+    const RowLocation at = locate_row(w, r0 + r, kQuantGroup);
+    p[r] = at.data;
+    step[r] = at.step;
+    sp[r] = at.scales;
+    sstep[r] = at.scale_step;
+  }
+  const bool stream = ROWS == kWeightTileRows && r0 % kWeightTileRows == 0 && r0 < tiled_rows(w);
+  const int16_t* xq = xin.q;      // this group's inputs: row b at xq + b * cols
+  const float* xs = xin.scale;    // and their scales: row b at xs[b * groups]
+  for (int64_t g = 0; g < groups; ++g, xq += kQuantGroup, ++xs) {
+    prefetch_ahead<NB>(p[0], step[0], stream);
+    for (int r = 0; r < ROWS; ++r) {
+      i16reg<A> codes[PG];
+      decode_group<A, T>(p[r], codes);
+      const float sw = f16_scale<A>(*sp[r]);
+      p[r] += step[r];
+      sp[r] += sstep[r];
+      for (int b = 0; b < NB; ++b) {
+        const int16_t* xb = xq + b * xin.cols;
+        i32batch<A> dot = madd_i16<A>(codes[0], load_i16<A>(xb));
+        for (int k = 1; k < PG; ++k) dot += madd_i16<A>(codes[k], load_i16<A>(xb + k * L));
+        acc[r][b] = xsimd::fma(xsimd::batch_cast<float>(dot), fb(sw * xs[b * groups]), acc[r][b]);
+      }
+    }
+  }
+  for (int r = 0; r < ROWS; ++r)
+    for (int b = 0; b < NB; ++b) y[b * y_stride + r] = xsimd::hadd(acc[r][b]);
+}
+
+// ROWS float-typed weight rows against NB input rows.
 template <class A, WeightType T, int ROWS, int NB, bool PACKED>
 void dot_tile(const WeightMatrix& w, int64_t r0, const float* x, int64_t x_stride, const float* xp, float* y,
               int64_t y_stride) {
   using fb = fbatch<A>;
   constexpr int64_t W = fb::size;
-  constexpr bool kQuantized = T == WeightType::Q8 || T == WeightType::Q4;
   const int64_t K = w.cols;
   fb acc[ROWS][NB];
   for (int r = 0; r < ROWS; ++r)
@@ -133,85 +231,36 @@ void dot_tile(const WeightMatrix& w, int64_t r0, const float* x, int64_t x_strid
   float tail[ROWS][NB] = {};
   const float* xs[NB];
   for (int b = 0; b < NB; ++b) xs[b] = x + b * x_stride;
-  // Chunk c (a multiple of W, so the unsigned division is a shift) of input row b.
-  auto load_x = [&](int b, int64_t c) {
-    if constexpr (PACKED) return fb::load_aligned(xp + static_cast<uint64_t>(c) / W * (NB * W) + b * W);
-    else return fb::load_unaligned(xs[b] + c);
-  };
   const uint8_t* p[ROWS];
   int64_t step[ROWS];
-  const uint16_t* sp[ROWS];
-  int64_t sstep[ROWS];
   for (int r = 0; r < ROWS; ++r) {
-    const RowLocation at = locate_row(w, r0 + r, row_chunk_cols(T, W));
+    const RowLocation at = locate_row(w, r0 + r, W);
     p[r] = at.data;
     step[r] = at.step;
-    sp[r] = at.scales;
-    sstep[r] = at.scale_step;
   }
   // A whole register tile inside one storage tile reads one stream: prefetch it.
   const bool stream = ROWS == kWeightTileRows && r0 % kWeightTileRows == 0 && r0 < tiled_rows(w);
-
-  if constexpr (kQuantized) {
-    const int64_t groups = K / kQuantGroup;
-    // Each weight chunk is scaled before its FMA: no per-group partial sums, so the FMA
-    // chains stay as long as the float types' (latency, not the converts, was the limit).
-    for (int64_t g = 0; g < groups; ++g) {
-      prefetch_ahead<NB>(p[0], step[0], stream);
-      fb scale[ROWS], offset[ROWS];
-      for (int r = 0; r < ROWS; ++r) {
-        scale[r] = fb(f16_scale<A>(sp[r][g * sstep[r]]));
-        offset[r] = scale[r] * fb(-8.0f);
-      }
-      const int64_t c0 = g * kQuantGroup;
-      if constexpr (T == WeightType::Q8) {
-        for (int64_t j = 0; j < kQuantGroup; j += W) {
-          fb xv[NB];
-          for (int b = 0; b < NB; ++b) xv[b] = load_x(b, c0 + j);
-          for (int r = 0; r < ROWS; ++r) {
-            const fb wv = load_i8<A>(reinterpret_cast<const int8_t*>(p[r]) + j) * scale[r];
-            for (int b = 0; b < NB; ++b) acc[r][b] = xsimd::fma(wv, xv[b], acc[r][b]);
-          }
-        }
-      } else {
-        for (int64_t j = 0; j < kQuantGroup / 2; j += W) {
-          fb xlo[NB], xhi[NB];
-          for (int b = 0; b < NB; ++b) {
-            xlo[b] = load_x(b, c0 + j);
-            xhi[b] = load_x(b, c0 + kQuantGroup / 2 + j);
-          }
-          for (int r = 0; r < ROWS; ++r) {
-            fb lo, hi;
-            load_q4<A>(p[r] + j, scale[r], offset[r], lo, hi);
-            for (int b = 0; b < NB; ++b) acc[r][b] = xsimd::fma(hi, xhi[b], xsimd::fma(lo, xlo[b], acc[r][b]));
-          }
-        }
-      }
-      for (int r = 0; r < ROWS; ++r) p[r] += step[r];
+  int64_t c = 0;
+  const float* xc = xp;  // the packed chunk at c
+  for (; c + W <= K; c += W, xc += NB * W) {
+    prefetch_ahead<NB>(p[0], step[0], stream);
+    fb xv[NB];
+    for (int b = 0; b < NB; ++b) {
+      if constexpr (PACKED) xv[b] = fb::load_aligned(xc + b * W);
+      else xv[b] = fb::load_unaligned(xs[b] + c);
     }
-  } else {
-    int64_t c = 0;
-    const float* xc = xp;  // the packed chunk at c
-    for (; c + W <= K; c += W, xc += NB * W) {
-      prefetch_ahead<NB>(p[0], step[0], stream);
-      fb xv[NB];
-      for (int b = 0; b < NB; ++b) {
-        if constexpr (PACKED) xv[b] = fb::load_aligned(xc + b * W);
-        else xv[b] = fb::load_unaligned(xs[b] + c);
-      }
-      for (int r = 0; r < ROWS; ++r) {
-        const fb wv = load_weights<A, T>(p[r]);
-        p[r] += step[r];
-        for (int b = 0; b < NB; ++b) acc[r][b] = xsimd::fma(wv, xv[b], acc[r][b]);
-      }
+    for (int r = 0; r < ROWS; ++r) {
+      const fb wv = load_weights<A, T>(p[r]);
+      p[r] += step[r];
+      for (int b = 0; b < NB; ++b) acc[r][b] = xsimd::fma(wv, xv[b], acc[r][b]);
     }
-    // A tail shorter than a register: row-major rows only (tiled matrices have none).
-    for (int r = 0; r < ROWS; ++r)
-      for (int64_t i = 0; c + i < K; ++i) {
-        const float wv = scalar_weight<A, T>(p[r], i);
-        for (int b = 0; b < NB; ++b) tail[r][b] += wv * xs[b][c + i];
-      }
   }
+  // A tail shorter than a register: row-major rows only (tiled matrices have none).
+  for (int r = 0; r < ROWS; ++r)
+    for (int64_t i = 0; c + i < K; ++i) {
+      const float wv = scalar_weight<A, T>(p[r], i);
+      for (int b = 0; b < NB; ++b) tail[r][b] += wv * xs[b][c + i];
+    }
   for (int r = 0; r < ROWS; ++r)
     for (int b = 0; b < NB; ++b) y[b * y_stride + r] = xsimd::hadd(acc[r][b]) + tail[r][b];
 }
@@ -224,22 +273,27 @@ constexpr int tile_rows() {
 }
 
 template <class A, WeightType T, int NB>
-void matmul_nb(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const float* x, int64_t x_stride, float* y,
-               int64_t y_stride) {
+void matmul_nb(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const float* x, int64_t x_stride,
+               const QuantizedInputs& xq, float* y, int64_t y_stride) {
   // One input row streams the weights: four rows per tile for independent FMA chains.
   constexpr int kRows = NB == 1 ? 4 : tile_rows<A>();
-  constexpr bool kPack = NB > 1;
-  alignas(64) float xp[kPack ? NB * kMatmulMaxPackedDepth : 1];
-  const bool packed = kPack && w.cols <= kMatmulMaxPackedDepth;
-  if (packed) pack_inputs<A, NB>(x, x_stride, w.cols, xp);
   int64_t r = row_begin;
-  for (; r + kRows <= row_end; r += kRows) {
-    if (packed) dot_tile<A, T, kRows, NB, true>(w, r, x, x_stride, xp, y + (r - row_begin), y_stride);
-    else dot_tile<A, T, kRows, NB, false>(w, r, x, x_stride, xp, y + (r - row_begin), y_stride);
-  }
-  for (; r < row_end; ++r) {
-    if (packed) dot_tile<A, T, 1, NB, true>(w, r, x, x_stride, xp, y + (r - row_begin), y_stride);
-    else dot_tile<A, T, 1, NB, false>(w, r, x, x_stride, xp, y + (r - row_begin), y_stride);
+  if constexpr (T == WeightType::Q8 || T == WeightType::Q4) {
+    for (; r + kRows <= row_end; r += kRows) dot_tile_quantized<A, T, kRows, NB>(w, r, xq, y + (r - row_begin), y_stride);
+    for (; r < row_end; ++r) dot_tile_quantized<A, T, 1, NB>(w, r, xq, y + (r - row_begin), y_stride);
+  } else {
+    constexpr bool kPack = NB > 1;
+    alignas(64) float xp[kPack ? NB * kMatmulMaxPackedDepth : 1];
+    const bool packed = kPack && w.cols <= kMatmulMaxPackedDepth;
+    if (packed) pack_inputs<A, NB>(x, x_stride, w.cols, xp);
+    for (; r + kRows <= row_end; r += kRows) {
+      if (packed) dot_tile<A, T, kRows, NB, true>(w, r, x, x_stride, xp, y + (r - row_begin), y_stride);
+      else dot_tile<A, T, kRows, NB, false>(w, r, x, x_stride, xp, y + (r - row_begin), y_stride);
+    }
+    for (; r < row_end; ++r) {
+      if (packed) dot_tile<A, T, 1, NB, true>(w, r, x, x_stride, xp, y + (r - row_begin), y_stride);
+      else dot_tile<A, T, 1, NB, false>(w, r, x, x_stride, xp, y + (r - row_begin), y_stride);
+    }
   }
 }
 
@@ -249,20 +303,23 @@ void matmul_nb(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const 
 template <class A, WeightType T>
 void matmul_typed(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const float* x, int64_t x_stride,
                   int64_t n_rows, float* y, int64_t y_stride) {
-  // A block of weight rows stays in L2 while every input tile (packed, in L1) passes over it.
+  QuantizedInputs xq{nullptr, nullptr, w.cols};
+  if constexpr (T == WeightType::Q8 || T == WeightType::Q4) xq = quantize_inputs<A>(x, x_stride, n_rows, w.cols);
   // Whole storage tiles per block, so register tiles stay aligned with them.
   int64_t block = std::max<int64_t>(1, kMatmulBlockBytes / std::max<int64_t>(1, weight_row_bytes(w.type, w.cols)));
   block = (block + kWeightTileRows - 1) / kWeightTileRows * kWeightTileRows;
+  // A block of weight rows stays in L2 while every input tile (packed, in L1) passes over it.
   for (int64_t b0 = row_begin; b0 < row_end; b0 += block) {
     const int64_t b1 = std::min(row_end, b0 + block);
     for (int64_t t0 = 0; t0 < n_rows; t0 += kMatmulMaxTile) {
       const float* xt = x + t0 * x_stride;
+      const QuantizedInputs xqt{xq.q ? xq.q + t0 * w.cols : nullptr, xq.scale ? xq.scale + t0 * (w.cols / kQuantGroup) : nullptr, w.cols};
       float* yt = y + t0 * y_stride + (b0 - row_begin);
       switch (std::min<int64_t>(kMatmulMaxTile, n_rows - t0)) {
-        case 1: matmul_nb<A, T, 1>(w, b0, b1, xt, x_stride, yt, y_stride); break;
-        case 2: matmul_nb<A, T, 2>(w, b0, b1, xt, x_stride, yt, y_stride); break;
-        case 3: matmul_nb<A, T, 3>(w, b0, b1, xt, x_stride, yt, y_stride); break;
-        default: matmul_nb<A, T, 4>(w, b0, b1, xt, x_stride, yt, y_stride); break;
+        case 1: matmul_nb<A, T, 1>(w, b0, b1, xt, x_stride, xqt, yt, y_stride); break;
+        case 2: matmul_nb<A, T, 2>(w, b0, b1, xt, x_stride, xqt, yt, y_stride); break;
+        case 3: matmul_nb<A, T, 3>(w, b0, b1, xt, x_stride, xqt, yt, y_stride); break;
+        default: matmul_nb<A, T, 4>(w, b0, b1, xt, x_stride, xqt, yt, y_stride); break;
       }
     }
   }
