@@ -193,45 +193,75 @@ TEST_P(Kernels, LoadRowDecodesExactly) {
   }
 }
 
-// The backend's tiled copy (weight_tiling.h) holds the same values in another order: every
-// product and every row lookup must come out bit-identical to the row-major matrix, for
-// row counts with and without a partial last tile and row ranges that split tiles.
-TEST_P(Kernels, TiledWeightsGiveBitIdenticalResults) {
+// The backend's tiled copies (weight_tiling.h). Quantized row tiles hold the same values in
+// another order and must give bit-identical products; float column tiles change the
+// summation order, so they are checked against double precision, and must not depend on
+// how many input rows run together or where a thread's row range starts or ends. Row
+// lookups are bit-identical for both.
+TEST_P(Kernels, TiledWeightsMatchAndDoNotDependOnTiling) {
   const KernelTable& k = *GetParam();
   std::mt19937 rng(5);
   for (WeightType type : kAllTypes) {
     const bool quantized = type == WeightType::Q8 || type == WeightType::Q4;
-    const int64_t lanes = k.float_lanes;
-    const std::vector<int64_t> col_choices = quantized ? std::vector<int64_t>{32, 96, 160} : std::vector<int64_t>{lanes, 4 * lanes, 7 * lanes};
+    const int64_t lanes = k.float_lanes, TR = 2 * lanes;
+    const std::vector<int64_t> col_choices =
+        quantized ? std::vector<int64_t>{32, 96, 160} : std::vector<int64_t>{4, 12, 64, 100};
+    const std::vector<int64_t> row_choices =
+        quantized ? std::vector<int64_t>{4, 5, 11, 23} : std::vector<int64_t>{TR, TR + 3, 2 * TR + 5, 3 * TR};
     for (int64_t cols : col_choices)
-      for (int64_t rows : {4, 5, 8, 11, 23}) {
+      for (int64_t rows : row_choices) {
+        const std::string label = std::string(k.arch) + " " + m3::weight_type_name(type) +
+                                  " rows=" + std::to_string(rows) + " cols=" + std::to_string(cols);
         const StoredMatrix m = make_matrix(type, rows, cols, rng);
         m3::cpu::AlignedBytes data, scales;
         const WeightMatrix tiled = m3::cpu::tile_weight_matrix(m.view, lanes, data, scales);
-        ASSERT_NE(tiled.data, m.view.data) << "expected a tiled copy";
-        ASSERT_GT(tiled.tile_chunk, 0);
+        ASSERT_NE(tiled.data, m.view.data) << "expected a tiled copy: " << label;
+        ASSERT_GT(quantized ? tiled.tile_chunk : tiled.column_tile, 0) << label;
         // The copy really is laid out differently (else this test could not fail).
-        if (cols > m3::cpu::row_chunk_cols(type, lanes)) {
-          EXPECT_NE(0, std::memcmp(tiled.data, m.view.data, static_cast<size_t>(m3::weight_data_bytes(type, cols) * 4)));
+        if (cols > (quantized ? m3::kQuantGroup : 1)) {
+          EXPECT_NE(0, std::memcmp(tiled.data, m.view.data, static_cast<size_t>(m3::weight_data_bytes(type, cols) * 4)))
+              << label;
         }
-        for (int64_t n : {1, 2, 4, 5}) {
-          const auto x = random_floats(static_cast<size_t>(n * cols), rng);
-          std::vector<float> plain(static_cast<size_t>(n * rows)), tiles(plain.size()), split(plain.size());
-          k.matmul(m.view, 0, rows, x.data(), cols, n, plain.data(), rows);
-          k.matmul(tiled, 0, rows, x.data(), cols, n, tiles.data(), rows);
-          // Ranges that cut tiles in the middle, as an unlucky thread split would.
-          const int64_t cut1 = std::min<int64_t>(3, rows), cut2 = std::min<int64_t>(rows, cut1 + 6);
-          k.matmul(tiled, 0, cut1, x.data(), cols, n, split.data(), rows);
-          k.matmul(tiled, cut1, cut2, x.data(), cols, n, split.data() + cut1, rows);
-          k.matmul(tiled, cut2, rows, x.data(), cols, n, split.data() + cut2, rows);
-          ASSERT_EQ(plain, tiles) << k.arch << " " << m3::weight_type_name(type) << " rows=" << rows << " cols=" << cols << " n=" << n;
-          ASSERT_EQ(plain, split) << k.arch << " " << m3::weight_type_name(type) << " rows=" << rows << " cols=" << cols << " n=" << n;
+        const int64_t n_all = 13;  // more than one group of inputs per tile
+        const auto x = random_floats(static_cast<size_t>(n_all * cols), rng);
+        std::vector<float> all(static_cast<size_t>(n_all * rows));
+        k.matmul(tiled, 0, rows, x.data(), cols, n_all, all.data(), rows);
+        if (quantized) {
+          std::vector<float> plain(all.size());
+          k.matmul(m.view, 0, rows, x.data(), cols, n_all, plain.data(), rows);
+          ASSERT_EQ(plain, all) << label;
+        } else {
+          for (int64_t t = 0; t < n_all; ++t)
+            for (int64_t r = 0; r < rows; ++r) {
+              double want = 0, mag = 0;
+              for (int64_t c = 0; c < cols; ++c) {
+                want += m.values[r * cols + c] * x[t * cols + c];
+                mag += std::fabs(m.values[r * cols + c] * x[t * cols + c]);
+              }
+              ASSERT_NEAR(all[t * rows + r], want, 1e-5 * mag + 1e-30) << label << " t=" << t << " r=" << r;
+            }
         }
+        // Fewer input rows at a time, one by one, and row ranges that cut tiles in the middle.
+        for (int64_t n : {1, 2, 5, 6, 7}) {
+          std::vector<float> got(static_cast<size_t>(n * rows));
+          for (int64_t t0 = 0; t0 < n_all; t0 += n) {
+            const int64_t nn = std::min(n, n_all - t0);
+            k.matmul(tiled, 0, rows, x.data() + t0 * cols, cols, nn, got.data(), rows);
+            for (int64_t i = 0; i < nn * rows; ++i)
+              ASSERT_EQ(got[i], all[t0 * rows + i]) << label << " n=" << n << " t0=" << t0 << " i=" << i;
+          }
+        }
+        std::vector<float> split(all.size());
+        const int64_t cut1 = std::min<int64_t>(3, rows), cut2 = std::min<int64_t>(rows, cut1 + TR + 1);
+        k.matmul(tiled, 0, cut1, x.data(), cols, n_all, split.data(), rows);
+        k.matmul(tiled, cut1, cut2, x.data(), cols, n_all, split.data() + cut1, rows);
+        k.matmul(tiled, cut2, rows, x.data(), cols, n_all, split.data() + cut2, rows);
+        ASSERT_EQ(split, all) << label << " (split rows)";
         std::vector<float> a(static_cast<size_t>(cols)), b(a.size());
         for (int64_t r = 0; r < rows; ++r) {
           k.load_row(m.view, r, a.data());
           k.load_row(tiled, r, b.data());
-          ASSERT_EQ(a, b) << k.arch << " " << m3::weight_type_name(type) << " row " << r;
+          ASSERT_EQ(a, b) << label << " row " << r;
         }
       }
   }
@@ -240,12 +270,14 @@ TEST_P(Kernels, TiledWeightsGiveBitIdenticalResults) {
 TEST(WeightTiling, LeavesMatricesThatCannotBeTiledAsTheyAre) {
   std::mt19937 rng(9);
   m3::cpu::AlignedBytes data, scales;
-  const StoredMatrix few_rows = make_matrix(WeightType::BF16, 3, 64, rng);
+  const StoredMatrix few_rows = make_matrix(WeightType::BF16, 15, 64, rng);  // fewer than a 16-row tile
   EXPECT_EQ(m3::cpu::tile_weight_matrix(few_rows.view, 8, data, scales).data, few_rows.view.data);
-  const StoredMatrix ragged = make_matrix(WeightType::F32, 8, 20, rng);  // 20 columns: not whole 8-float chunks
+  const StoredMatrix ragged = make_matrix(WeightType::F32, 32, 22, rng);  // 22 columns: not whole quarters
   const WeightMatrix kept = m3::cpu::tile_weight_matrix(ragged.view, 8, data, scales);
   EXPECT_EQ(kept.data, ragged.view.data);
-  EXPECT_EQ(kept.tile_chunk, 0);
+  EXPECT_EQ(kept.column_tile, 0);
+  const StoredMatrix ragged_q8 = make_matrix(WeightType::Q8, 8, 32, rng);
+  EXPECT_NE(m3::cpu::tile_weight_matrix(ragged_q8.view, 8, data, scales).data, ragged_q8.view.data);
 }
 
 // Every one of the 65536 half-precision bit patterns, including subnormals, infinities and NaNs.

@@ -155,7 +155,8 @@ void CpuFastBackend::matmul(const WeightMatrix& w, const float* x, int64_t x_str
   // Threads only pay off with enough work each: a few tens of thousands of multiply-adds.
   // Whole storage tiles per range, so no tile is split between threads.
   int64_t grain = std::max<int64_t>(16, kMinParallelWork / std::max<int64_t>(1, w.cols * n));
-  grain = (grain + cpu::kWeightTileRows - 1) / cpu::kWeightTileRows * cpu::kWeightTileRows;
+  static_assert(cpu::kMaxColumnTileRows % cpu::kWeightTileRows == 0);
+  grain = (grain + cpu::kMaxColumnTileRows - 1) / cpu::kMaxColumnTileRows * cpu::kMaxColumnTileRows;
   pool_.parallel_for(w.rows, grain, [&](int64_t r0, int64_t r1, int) {
     kernels_.matmul(w, r0, r1, x, x_stride, n, y + r0, y_stride);
   });

@@ -27,9 +27,11 @@ struct WeightMatrix {
   int64_t cols = 0;
   const void* data = nullptr;
   const uint16_t* scales = nullptr;  // Q8/Q4 only: f16 [rows, cols / kQuantGroup]
-  // 0: the layout above. Otherwise a backend's copy in row tiles of this many columns per
-  // chunk (backends/cpu/weight_tiling.h); checkpoints are never in that layout.
+  // Both 0: the layout above. Otherwise a backend's copy (backends/cpu/weight_tiling.h),
+  // never a checkpoint's: row tiles with chunks of tile_chunk columns (quantized types) or
+  // column tiles of column_tile rows (float types).
   int64_t tile_chunk = 0;
+  int64_t column_tile = 0;
 };
 
 struct MambaLayerWeights {

@@ -76,6 +76,9 @@ void load_row_typed(const WeightMatrix& w, int64_t row, float* out) {
         }
       }
     }
+  } else if (w.column_tile > 0) {
+    const auto* data = static_cast<const uint8_t*>(w.data);
+    for (int64_t k = 0; k < K; ++k) out[k] = scalar_weight<A, T>(data + float_weight_offset(w, row, k), 0);
   } else {
     int64_t c = 0;
     const uint8_t* p = at.data;
@@ -297,6 +300,128 @@ void matmul_nb(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const 
   }
 }
 
+// ---------------------------------------------------------------------------------------
+// Float matrices in column tiles (weight_tiling.h): outer products, rows along the lanes.
+
+// Up to this many input rows share each load of a weight register pair (2 x 6 accumulators
+// plus 2 weight registers and a broadcast fit 16 registers).
+constexpr int kColumnInputs = 6;
+
+// y[b * y_stride + i] for the TR rows of the column tile starting at row r0 (a multiple of
+// TR inside the tiled rows) and NB input rows, in the order of weight_tiling.h.
+template <class A, WeightType T, int NB>
+void column_tile_product(const WeightMatrix& w, int64_t r0, const float* x, int64_t x_stride, float* y,
+                         int64_t y_stride) {
+  using fb = fbatch<A>;
+  constexpr int64_t W = fb::size;
+  constexpr int64_t TR = 2 * W;
+  constexpr int64_t elem = T == WeightType::F32 ? 4 : 2;
+  const int64_t K4 = w.cols / kColumnQuarters;
+  const uint8_t* tile = static_cast<const uint8_t*>(w.data) + r0 * w.cols * elem;
+  constexpr int64_t kStep = kColumnQuarters * TR * elem;  // bytes per position kk
+  if constexpr (NB == 1) {
+    // One token: the four quarters at once, eight independent chains over one stream.
+    fb acc[kColumnQuarters][2];
+    for (auto& a : acc) a[0] = a[1] = fb(0.0f);
+    const uint8_t* p = tile;
+    for (int64_t kk = 0; kk < K4; ++kk, p += kStep) {
+      for (int64_t o = 0; o < kStep; o += 64) __builtin_prefetch(p + kPrefetchBytes + o, 0, 3);
+      for (int q = 0; q < kColumnQuarters; ++q) {
+        const fb xq(x[q * K4 + kk]);
+        acc[q][0] = xsimd::fma(load_weights<A, T>(p + q * TR * elem), xq, acc[q][0]);
+        acc[q][1] = xsimd::fma(load_weights<A, T>(p + (q * TR + W) * elem), xq, acc[q][1]);
+      }
+    }
+    for (int v = 0; v < 2; ++v) {
+      fb total = acc[0][v];
+      for (int q = 1; q < kColumnQuarters; ++q) total += acc[q][v];
+      total.store_unaligned(y + v * W);
+    }
+  } else {
+    // Several tokens: one quarter at a time, each weight register pair feeding NB inputs.
+    fb total[2][NB];
+    for (int q = 0; q < kColumnQuarters; ++q) {
+      fb acc[2][NB];
+      for (int b = 0; b < NB; ++b) acc[0][b] = acc[1][b] = fb(0.0f);
+      const uint8_t* p = tile + q * TR * elem;
+      const float* xq = x + q * K4;
+      for (int64_t kk = 0; kk < K4; ++kk, p += kStep) {
+        const fb w0 = load_weights<A, T>(p), w1 = load_weights<A, T>(p + W * elem);
+        for (int b = 0; b < NB; ++b) {
+          const fb xb(xq[b * x_stride + kk]);
+          acc[0][b] = xsimd::fma(w0, xb, acc[0][b]);
+          acc[1][b] = xsimd::fma(w1, xb, acc[1][b]);
+        }
+      }
+      for (int v = 0; v < 2; ++v)
+        for (int b = 0; b < NB; ++b) total[v][b] = q == 0 ? acc[v][b] : total[v][b] + acc[v][b];
+    }
+    for (int v = 0; v < 2; ++v)
+      for (int b = 0; b < NB; ++b) total[v][b].store_unaligned(y + b * y_stride + v * W);
+  }
+}
+
+// The same order for one row outside whole tiles (the rows past the last tile, or a range
+// that cuts a tile), computed in SIMD lane 0 so that the arch's FMA rounds as in the tiles.
+template <class A, WeightType T>
+void column_order_row(const WeightMatrix& w, int64_t r, const float* x, int64_t x_stride, int64_t n, float* y,
+                      int64_t y_stride) {
+  using fb = fbatch<A>;
+  const int64_t K4 = w.cols / kColumnQuarters;
+  const auto* data = static_cast<const uint8_t*>(w.data);
+  for (int64_t b = 0; b < n; ++b) {
+    fb total(0.0f);
+    for (int q = 0; q < kColumnQuarters; ++q) {
+      fb acc(0.0f);
+      for (int64_t kk = 0; kk < K4; ++kk) {
+        const int64_t k = q * K4 + kk;
+        acc = xsimd::fma(fb(scalar_weight<A, T>(data + float_weight_offset(w, r, k), 0)), fb(x[b * x_stride + k]), acc);
+      }
+      total = q == 0 ? acc : total + acc;
+    }
+    alignas(64) float lanes[fb::size];
+    total.store_aligned(lanes);
+    y[b * y_stride] = lanes[0];
+  }
+}
+
+template <class A, WeightType T>
+void column_tiled_matmul(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const float* x, int64_t x_stride,
+                         int64_t n_rows, float* y, int64_t y_stride) {
+  const int64_t TR = w.column_tile;
+  int64_t r = row_begin;
+  while (r < row_end) {
+    // A whole tile: inside the range, or the zero-padded last one when the range ends there.
+    const bool whole = r % TR == 0 && (r + TR <= row_end || row_end == w.rows);
+    if (!whole) {
+      column_order_row<A, T>(w, r, x, x_stride, n_rows, y + (r - row_begin), y_stride);
+      ++r;
+      continue;
+    }
+    const int64_t valid = std::min(TR, w.rows - r);
+    for (int64_t t0 = 0; t0 < n_rows; t0 += kColumnInputs) {
+      const int64_t nb = std::min<int64_t>(kColumnInputs, n_rows - t0);
+      const float* xt = x + t0 * x_stride;
+      // The padded tile writes all its rows: into scratch, then the valid ones out.
+      alignas(64) float scratch[kColumnInputs * kMaxColumnTileRows];
+      float* yb = valid == TR ? y + (r - row_begin) + t0 * y_stride : scratch;
+      const int64_t ys = valid == TR ? y_stride : TR;
+      switch (nb) {
+        case 1: column_tile_product<A, T, 1>(w, r, xt, x_stride, yb, ys); break;
+        case 2: column_tile_product<A, T, 2>(w, r, xt, x_stride, yb, ys); break;
+        case 3: column_tile_product<A, T, 3>(w, r, xt, x_stride, yb, ys); break;
+        case 4: column_tile_product<A, T, 4>(w, r, xt, x_stride, yb, ys); break;
+        case 5: column_tile_product<A, T, 5>(w, r, xt, x_stride, yb, ys); break;
+        default: column_tile_product<A, T, 6>(w, r, xt, x_stride, yb, ys); break;
+      }
+      if (valid < TR)
+        for (int64_t b = 0; b < nb; ++b)
+          std::copy(scratch + b * TR, scratch + b * TR + valid, y + (r - row_begin) + (t0 + b) * y_stride);
+    }
+    r += TR;
+  }
+}
+
 // Every output is one dot product accumulated in the same order whatever the tiling, so
 // results do not depend on how many rows are computed together: a prompt fed in one call,
 // in pieces, or token by token gives bit-identical logits and states.
@@ -304,7 +429,12 @@ template <class A, WeightType T>
 void matmul_typed(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const float* x, int64_t x_stride,
                   int64_t n_rows, float* y, int64_t y_stride) {
   QuantizedInputs xq{nullptr, nullptr, w.cols};
-  if constexpr (T == WeightType::Q8 || T == WeightType::Q4) xq = quantize_inputs<A>(x, x_stride, n_rows, w.cols);
+  if constexpr (T == WeightType::Q8 || T == WeightType::Q4) {
+    xq = quantize_inputs<A>(x, x_stride, n_rows, w.cols);
+  } else if (w.column_tile > 0) {
+    column_tiled_matmul<A, T>(w, row_begin, row_end, x, x_stride, n_rows, y, y_stride);
+    return;
+  }
   // Whole storage tiles per block, so register tiles stay aligned with them.
   int64_t block = std::max<int64_t>(1, kMatmulBlockBytes / std::max<int64_t>(1, weight_row_bytes(w.type, w.cols)));
   block = (block + kWeightTileRows - 1) / kWeightTileRows * kWeightTileRows;
