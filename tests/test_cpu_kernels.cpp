@@ -306,7 +306,7 @@ TEST_P(Kernels, SsmHeadStepMatchesScalar) {
   std::mt19937 rng(5);
   for (int64_t N : {4, 12, 16, 64, 70})
     for (int64_t P : {1, 8, 24})
-      for (int64_t R : {1, 2, 4}) {
+      for (int64_t R : {1, 2, 4, 6}) {  // 6: past the fused readout's ranks
         const int64_t kp_stride = N * 3;
         auto h = random_floats(static_cast<size_t>(P * N), rng);
         const auto wp = random_floats(static_cast<size_t>(R * P), rng);

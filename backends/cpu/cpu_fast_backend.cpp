@@ -76,8 +76,9 @@ struct CpuFastBackend::Slot final : HostStateSlot {
 // Activations of up to kMaxRows rows, plus per-thread scratch; allocated once.
 struct CpuFastBackend::Workspace {
   AlignedFloats residual, normed, proj, y, out, hidden;
+  AlignedFloats bc_normed;  // per row: RMSNorm(B) [R, G, N] then RMSNorm(C) [R, G, N]
   struct PerThread {
-    AlignedFloats bc, q, k, wp, wc, y_rank;  // one head's step
+    AlignedFloats q, k, wp, wc, y_rank;  // one head's step
   };
   std::vector<PerThread> threads;
 };
@@ -98,9 +99,9 @@ CpuFastBackend::CpuFastBackend(const ModelConfig& config, const ModelWeights& we
   ws_->y = AlignedFloats(kMaxRows * E);
   ws_->out = AlignedFloats(kMaxRows * D);
   ws_->hidden = AlignedFloats(kMaxRows * 2 * std::max<int64_t>(w_.mlp_hidden, 1));
+  ws_->bc_normed = AlignedFloats(kMaxRows * 2 * R * G * N);
   ws_->threads.resize(static_cast<std::size_t>(pool_.size()));
   for (auto& t : ws_->threads) {
-    t.bc = AlignedFloats(2 * R * G * N);
     t.q = AlignedFloats(R * N);
     t.k = AlignedFloats(R * N);
     t.wp = AlignedFloats(R * P);
@@ -205,11 +206,22 @@ void CpuFastBackend::mixer(Slot* const* slots, int64_t n, int64_t layer) {
   float* proj = ws_->proj.get();
   float* y = ws_->y.get();
   matmul(L.in_proj, ws_->normed.get(), D, n, proj, c_.d_in_proj);
+  // B and C are shared by the heads of a group: normalized once per row, not once per head.
+  const int64_t RGN = c_.mimo_rank * c_.ngroups * c_.d_state;
+  float* bcn = ws_->bc_normed.get();
+  for (int64_t t = 0; t < n; ++t) {
+    const float* B = proj + t * c_.d_in_proj + 2 * E;
+    for (int64_t i = 0; i < RGN; i += c_.d_state) {
+      cpu::rms_norm(B + i, L.B_norm.data(), c_.d_state, bcn + t * 2 * RGN + i);
+      cpu::rms_norm(B + RGN + i, L.C_norm.data(), c_.d_state, bcn + t * 2 * RGN + RGN + i);
+    }
+  }
   // Heads are independent; each walks the rows in order, so a slot's tokens stay in sequence.
   const int64_t head_work = 3 * c_.headdim * c_.d_state * c_.mimo_rank * n;
   pool_.parallel_for(H, std::max<int64_t>(1, kMinParallelWork / head_work), [&](int64_t h0, int64_t h1, int thread) {
     for (int64_t h = h0; h < h1; ++h)
-      for (int64_t t = 0; t < n; ++t) mixer_head(*slots[t], layer, h, proj + t * c_.d_in_proj, y + t * E, thread);
+      for (int64_t t = 0; t < n; ++t)
+        mixer_head(*slots[t], layer, h, proj + t * c_.d_in_proj, bcn + t * 2 * RGN, y + t * E, thread);
   });
   matmul(L.out_proj, y, E, n, ws_->out.get(), D);
   float* residual = ws_->residual.get();
@@ -217,7 +229,8 @@ void CpuFastBackend::mixer(Slot* const* slots, int64_t n, int64_t layer) {
   for (int64_t i = 0; i < n * D; ++i) residual[i] += out[i];
 }
 
-void CpuFastBackend::mixer_head(Slot& slot, int64_t layer, int64_t h, const float* proj, float* y, int thread) {
+void CpuFastBackend::mixer_head(Slot& slot, int64_t layer, int64_t h, const float* proj, const float* bc_normed,
+                                float* y, int thread) {
   const MambaLayerWeights& L = w_.layers[layer];
   const int64_t E = c_.d_inner, H = c_.nheads, P = c_.headdim, N = c_.d_state, G = c_.ngroups, R = c_.mimo_rank,
                 S = c_.n_angles;
@@ -248,18 +261,17 @@ void CpuFastBackend::mixer_head(Slot& slot, int64_t layer, int64_t h, const floa
   // the previous (beta) and current (gamma) outer products.
   float* q = ws.q.get();
   float* k = ws.k.get();
-  float* bn = ws.bc.get();
   float* wp = ws.wp.get();
   float* wc = ws.wc.get();
   for (int64_t r = 0; r < R; ++r) {
     float* qr = q + r * N;
     float* kr = k + r * N;
-    cpu::rms_norm(C + (r * G + g) * N, L.C_norm.data(), N, qr);
-    cpu::rms_norm(B + (r * G + g) * N, L.B_norm.data(), N, bn);
+    const float* cn = bc_normed + R * G * N + (r * G + g) * N;  // RMSNorm(C_r,g) * C_norm
+    const float* bn = bc_normed + (r * G + g) * N;          // RMSNorm(B_r,g) * B_norm
     const float* cb = L.C_bias.data() + (h * R + r) * N;
     const float* bb = L.B_bias.data() + (h * R + r) * N;
     for (int64_t i = 0; i < N; ++i) {
-      qr[i] += cb[i];
+      qr[i] = cn[i] + cb[i];
       kr[i] = bn[i] + bb[i];
     }
     cpu::rotate(qr, phi, S, N, mimo);

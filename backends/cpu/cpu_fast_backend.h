@@ -44,7 +44,9 @@ class CpuFastBackend final : public HostStateBackend {
   // logits + (t - first_logits_row) * vocab_padded.
   void run_rows(Slot* const* slots, const int32_t* tokens, int64_t n, int64_t first_logits_row, float* logits);
   void mixer(Slot* const* slots, int64_t n, int64_t layer);
-  void mixer_head(Slot& slot, int64_t layer, int64_t head, const float* proj, float* y, int thread);
+  // bc_normed: the row's normalized B and C (mixer() computes them once for all heads).
+  void mixer_head(Slot& slot, int64_t layer, int64_t head, const float* proj, const float* bc_normed, float* y,
+                  int thread);
   void mlp(int64_t n, int64_t layer);
   // y[t, :] = W x[t, :] for t < n, split over the threads.
   void matmul(const WeightMatrix& w, const float* x, int64_t x_stride, int64_t n, float* y, int64_t y_stride);

@@ -475,10 +475,16 @@ void ssm_head_step(float* h, int64_t P, int64_t N, int64_t R, float alpha, const
                    const float* kp, int64_t kp_stride, const float* kc, const float* q, float* y) {
   using fb = fbatch<A>;
   constexpr int64_t W = fb::size;
+  constexpr int64_t kMaxFusedRank = 4;
   const int64_t Nv = N - N % W;
   const fb va(alpha);
   for (int64_t p = 0; p < P; ++p) {
     float* row = h + p * N;
+    // The readout rides along the update: each new state chunk is multiplied with q while it
+    // is still in registers (one pass over the state instead of two).
+    fb acc[kMaxFusedRank];
+    for (auto& a : acc) a = fb(0.0f);
+    const bool fused = R <= kMaxFusedRank;
     for (int64_t n = 0; n < Nv; n += W) {
       fb v = fb::load_unaligned(row + n) * va;
       for (int64_t r = 0; r < R; ++r) {
@@ -486,6 +492,8 @@ void ssm_head_step(float* h, int64_t P, int64_t N, int64_t R, float alpha, const
         v = xsimd::fma(fb(wc[r * P + p]), fb::load_unaligned(kc + r * N + n), v);
       }
       v.store_unaligned(row + n);
+      if (fused)
+        for (int64_t r = 0; r < R; ++r) acc[r] = xsimd::fma(v, fb::load_unaligned(q + r * N + n), acc[r]);
     }
     for (int64_t n = Nv; n < N; ++n) {
       float v = row[n] * alpha;
@@ -494,9 +502,12 @@ void ssm_head_step(float* h, int64_t P, int64_t N, int64_t R, float alpha, const
     }
     for (int64_t r = 0; r < R; ++r) {
       const float* qr = q + r * N;
-      fb acc(0.0f);
-      for (int64_t n = 0; n < Nv; n += W) acc = xsimd::fma(fb::load_unaligned(row + n), fb::load_unaligned(qr + n), acc);
-      float s = xsimd::hadd(acc);
+      fb sum = acc[r < kMaxFusedRank ? r : 0];
+      if (!fused) {
+        sum = fb(0.0f);
+        for (int64_t n = 0; n < Nv; n += W) sum = xsimd::fma(fb::load_unaligned(row + n), fb::load_unaligned(qr + n), sum);
+      }
+      float s = xsimd::hadd(sum);
       for (int64_t n = Nv; n < N; ++n) s += row[n] * qr[n];
       y[r * P + p] = s;
     }
