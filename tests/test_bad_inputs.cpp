@@ -386,6 +386,8 @@ TEST(Backends, UnavailableBackendsSayWhy) {
   EXPECT_EQ(m3_backend_available(M3_BACKEND_CPU), M3_OK);
   EXPECT_EQ(m3_backend_available(M3_BACKEND_AUTO), M3_OK);
   for (m3_backend b : {M3_BACKEND_CUDA, M3_BACKEND_VULKAN}) {
+    // A machine with a GPU runs it (the CUDA tests cover that); elsewhere: a reason, no crash.
+    if (m3_backend_available(b) == M3_OK) continue;
     EXPECT_EQ(m3_backend_available(b), M3_ERR_BACKEND_UNAVAILABLE);
     EXPECT_NE(std::string(m3_last_error()).find(m3_backend_name(b)), std::string::npos);
     m3_model_params* p = nullptr;
