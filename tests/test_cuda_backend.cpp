@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <vector>
@@ -168,23 +170,21 @@ TEST(CudaConsistency, PrefillEqualsDecodeOnly) {
   EXPECT_LE(rel_l2(read_state(*cuda, m, *b), read_state(*cuda, m, *a)), 1e-5);
 }
 
-// Batches of 1 to 256 sessions, each with a prompt of a different length, decoded together:
-// every session's logits and state match the CPU doing the same.
-TEST(CudaBatchedDecode, ManySessionsOfDifferentLengthsMatchTheCpu) {
-  const RandomModel m(config_json(128, 2, 100, 64, 32, 1, false, 1, true, 0, true), m3::DType::F32, 11);
-  CUDA_OR_SKIP(cuda, m);
+// Each session of a batch (its own prompt length) decoded together on the GPU and on the CPU:
+// every session's logits and state agree.
+void expect_batches_match_the_cpu(const RandomModel& m, m3::Backend& cuda, std::initializer_list<int> batches) {
   m3::CpuFastBackend cpu(m.config, m.weights, m.layout, 0, m3::cpu::best_kernel_table());
   const int64_t V = m.config.vocab_padded;
-  for (int batch : {1, 7, 64, 256}) {
+  for (int batch : batches) {
     std::vector<std::unique_ptr<m3::StateSlot>> cpu_slots, gpu_slots;
     std::vector<m3::StateSlot*> cs, gs;
     std::vector<float> scratch(V);
     for (int i = 0; i < batch; ++i) {
       cpu_slots.push_back(cpu.create_slot());
-      gpu_slots.push_back(cuda->create_slot());
+      gpu_slots.push_back(cuda.create_slot());
       const auto prompt = random_tokens(1 + (i * 37) % 90, m.config.vocab_size, 1000 + i);
       cpu.prefill(*cpu_slots.back(), prompt.data(), prompt.size(), M3_LOGITS_NONE, nullptr);
-      cuda->prefill(*gpu_slots.back(), prompt.data(), prompt.size(), M3_LOGITS_NONE, nullptr);
+      cuda.prefill(*gpu_slots.back(), prompt.data(), prompt.size(), M3_LOGITS_NONE, nullptr);
       cs.push_back(cpu_slots.back().get());
       gs.push_back(gpu_slots.back().get());
     }
@@ -192,13 +192,32 @@ TEST(CudaBatchedDecode, ManySessionsOfDifferentLengthsMatchTheCpu) {
     for (int step = 0; step < 3; ++step) {
       const auto toks = random_tokens(batch, m.config.vocab_size, 77 + step);
       cpu.decode(cs.data(), toks.data(), batch, want.data());
-      cuda->decode(gs.data(), toks.data(), batch, got.data());
+      cuda.decode(gs.data(), toks.data(), batch, got.data());
       EXPECT_LE(rel_l2(got, want), 1e-4) << "batch " << batch << " step " << step;
     }
     double worst = 0;
-    for (int i = 0; i < batch; ++i) worst = std::max(worst, rel_l2(read_state(*cuda, m, *gs[i]), read_state(cpu, m, *cs[i])));
+    for (int i = 0; i < batch; ++i) worst = std::max(worst, rel_l2(read_state(cuda, m, *gs[i]), read_state(cpu, m, *cs[i])));
     EXPECT_LE(worst, 1e-4) << "batch " << batch;
   }
+}
+
+// Batches of 1 to 256 sessions of different lengths (cuBLAS products from batch 2 on).
+TEST(CudaBatchedDecode, ManySessionsOfDifferentLengthsMatchTheCpu) {
+  const RandomModel m(config_json(128, 2, 100, 64, 32, 1, false, 1, true, 0, true), m3::DType::F32, 11);
+  CUDA_OR_SKIP(cuda, m);
+  expect_batches_match_the_cpu(m, *cuda, {1, 7, 64, 256});
+}
+
+// The small-batch product kernel for every batch size it takes (by default only batch 1
+// uses it), with an MLP.
+TEST(CudaBatchedDecode, SmallBatchKernelMatchesTheCpuUpToItsLimit) {
+  const RandomModel m(config_json(128, 2, 100, 64, 32, 1, false, 1, true, 256, true), m3::DType::F32, 12);
+  setenv("MAMBA3RT_CUDA_SMALL_BATCH", "8", 1);
+  std::string why;
+  auto cuda = make_cuda(m, &why);
+  unsetenv("MAMBA3RT_CUDA_SMALL_BATCH");
+  if (!cuda) GTEST_SKIP() << "no CUDA backend: " << why;
+  expect_batches_match_the_cpu(m, *cuda, {1, 2, 3, 5, 8});
 }
 
 // The metric can fail: another model's outputs are far off.

@@ -60,7 +60,7 @@ cudaError_t rms_norm_rows(const float* x, const float* w, int rows, int cols, vo
 cudaError_t gated_silu(const float* h, int rows, int hid, void* out, DeviceType out_type, cudaStream_t stream);
 
 // Decode steps of up to this many sessions use small_batch_matmul instead of cuBLAS.
-constexpr int kSmallBatchMaxRows = 8;
+constexpr int kSmallBatchMaxRows = 8;  // the kernel's limit
 
 // Whether small_batch_matmul takes these shapes: 1 <= n <= kSmallBatchMaxRows, rows of whole
 // 16-byte pieces (cols a multiple of 8 for f16/bf16, 4 for fp32) and 16-byte aligned inputs.
