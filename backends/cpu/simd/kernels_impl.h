@@ -5,7 +5,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <vector>
+#include <cstdlib>
+#include <new>
 #include <cstdint>
 #include <cstring>
 
@@ -135,22 +136,49 @@ struct QuantizedInputs {
   int64_t cols;
 };
 
+// Per-thread scratch that only grows. Not std::vector: these kernels are compiled once per
+// instruction set, and an out-of-line std template instantiated in several of those
+// translation units is merged by the linker into one copy, possibly the AVX-512 one (seen:
+// SIGILL in vector<short>::_M_default_append on an AVX2 CPU). A type in this unnamed
+// namespace has internal linkage, so every ISA keeps its own.
+template <class T>
+class ScratchBuffer {
+ public:
+  ScratchBuffer() = default;
+  ScratchBuffer(const ScratchBuffer&) = delete;
+  ScratchBuffer& operator=(const ScratchBuffer&) = delete;
+  ~ScratchBuffer() { std::free(data_); }
+  T* at_least(int64_t n) {
+    if (n > size_) {
+      std::free(data_);
+      data_ = static_cast<T*>(std::malloc(static_cast<std::size_t>(n) * sizeof(T)));
+      size_ = data_ ? n : 0;
+      if (!data_) throw std::bad_alloc();
+    }
+    return data_;
+  }
+
+ private:
+  T* data_ = nullptr;
+  int64_t size_ = 0;
+};
+
 // Quantizes n rows of x into per-thread buffers that live as long as the thread (they only
 // ever grow, so a steady decode loop allocates nothing).
 template <class A>
 QuantizedInputs quantize_inputs(const float* x, int64_t x_stride, int64_t n, int64_t cols) {
   using fb = fbatch<A>;
   constexpr int64_t W = fb::size;
-  thread_local std::vector<int16_t> q;
-  thread_local std::vector<float> scale;
+  thread_local ScratchBuffer<int16_t> q_buffer;
+  thread_local ScratchBuffer<float> scale_buffer;
   const int64_t groups = cols / kQuantGroup;
-  if (static_cast<int64_t>(q.size()) < n * cols) q.resize(static_cast<std::size_t>(n * cols));
-  if (static_cast<int64_t>(scale.size()) < n * groups) scale.resize(static_cast<std::size_t>(n * groups));
+  int16_t* q = q_buffer.at_least(n * cols);
+  float* scale = scale_buffer.at_least(n * groups);
   for (int64_t t = 0; t < n; ++t)
     for (int64_t g = 0; g < groups; ++g) {
       const float* xg = x + t * x_stride + g * kQuantGroup;
-      int16_t* qg = q.data() + t * cols + g * kQuantGroup;
-      float& sg = scale[static_cast<std::size_t>(t * groups + g)];
+      int16_t* qg = q + t * cols + g * kQuantGroup;
+      float& sg = scale[t * groups + g];
       fb mv(0.0f), poison(0.0f);  // poison: x * 0 is NaN exactly when some x is NaN or infinite
       for (int64_t j = 0; j < kQuantGroup; j += W) {
         const fb v = fb::load_unaligned(xg + j);
@@ -164,7 +192,7 @@ QuantizedInputs quantize_inputs(const float* x, int64_t x_stride, int64_t n, int
       if (m == 0.0f || std::isnan(xsimd::hadd(poison))) {
         // Zeros stay zero; a NaN or infinity makes the group's scale NaN, so it shows in y.
         sg = m == 0.0f ? 0.0f : NAN;
-        std::fill(qg, qg + kQuantGroup, int16_t{0});
+        for (int64_t j = 0; j < kQuantGroup; ++j) qg[j] = 0;
         continue;
       }
       const fb inv(32767.0f / m);
@@ -174,7 +202,7 @@ QuantizedInputs quantize_inputs(const float* x, int64_t x_stride, int64_t n, int
       for (int64_t j = 0; j < kQuantGroup; ++j) qg[j] = static_cast<int16_t>(rounded[j]);
       sg = m / 32767.0f;
     }
-  return {q.data(), scale.data(), cols};
+  return {q, scale, cols};
 }
 
 // ROWS quantized weight rows against NB quantized input rows: per group, exact int32 dot
@@ -416,7 +444,7 @@ void column_tiled_matmul(const WeightMatrix& w, int64_t row_begin, int64_t row_e
       }
       if (valid < TR)
         for (int64_t b = 0; b < nb; ++b)
-          std::copy(scratch + b * TR, scratch + b * TR + valid, y + (r - row_begin) + (t0 + b) * y_stride);
+          for (int64_t i = 0; i < valid; ++i) y[(r - row_begin) + (t0 + b) * y_stride + i] = scratch[b * TR + i];
     }
     r += TR;
   }
