@@ -13,6 +13,7 @@
 #include "model/model_config.h"
 #include "model/model_weights.h"
 #include "session/state_layout.h"
+#include "src/backend.h"
 
 namespace test {
 
@@ -109,6 +110,46 @@ inline std::vector<int32_t> random_tokens(size_t n, int64_t vocab, uint32_t seed
   std::vector<int32_t> t(n);
   for (auto& x : t) x = static_cast<int32_t>(rng() % static_cast<uint32_t>(vocab));
   return t;
+}
+
+// A slot's whole state, read back from any backend.
+inline std::vector<float> read_state(m3::Backend& b, const RandomModel& m, m3::StateSlot& s) {
+  std::vector<float> st(static_cast<size_t>(m.layout.total_floats()));
+  b.read_slot(s, st.data());
+  return st;
+}
+
+// What backend parity tests compare: a prefill with all logits, a second prompt with the last
+// logits, then six batched decode steps of three slots; the logits of all that and the final
+// states of the three slots.
+struct Trace {
+  std::vector<float> logits, states;
+};
+
+inline Trace run_trace(m3::Backend& b, const RandomModel& m, size_t prompt_len) {
+  const int64_t V = m.config.vocab_padded;
+  Trace tr;
+  auto s0 = b.create_slot(), s1 = b.create_slot(), s2 = b.create_slot();
+  const auto prompt = random_tokens(prompt_len, m.config.vocab_size, 1);
+  std::vector<float> logits(prompt_len * V);
+  b.prefill(*s0, prompt.data(), prompt.size(), M3_LOGITS_ALL, logits.data());
+  tr.logits = logits;
+  const auto short_prompt = random_tokens(5, m.config.vocab_size, 2);
+  logits.assign(V, 0.0f);
+  b.prefill(*s1, short_prompt.data(), short_prompt.size(), M3_LOGITS_LAST, logits.data());
+  tr.logits.insert(tr.logits.end(), logits.begin(), logits.end());
+  m3::StateSlot* slots[] = {s0.get(), s1.get(), s2.get()};
+  for (int step = 0; step < 6; ++step) {
+    const auto toks = random_tokens(3, m.config.vocab_size, 100 + step);
+    std::vector<float> out(3 * V);
+    b.decode(slots, toks.data(), 3, out.data());
+    tr.logits.insert(tr.logits.end(), out.begin(), out.end());
+  }
+  for (auto* s : slots) {
+    const auto st = read_state(b, m, *s);
+    tr.states.insert(tr.states.end(), st.begin(), st.end());
+  }
+  return tr;
 }
 
 }  // namespace test

@@ -24,6 +24,7 @@ using test::RandomModel;
 using test::config_json;
 using test::rel_l2;
 using test::random_tokens;
+using test::Trace;
 
 struct Case {
   const char* name;
@@ -40,38 +41,6 @@ std::vector<Case> cases() {
   };
 }
 
-// Prefill (all logits), then batched decode of three slots; returns logits and states.
-struct Trace {
-  std::vector<float> logits, states;
-};
-
-Trace run(m3::Backend& b, const RandomModel& m, size_t prompt_len) {
-  const int64_t V = m.config.vocab_padded;
-  Trace tr;
-  auto s0 = b.create_slot(), s1 = b.create_slot(), s2 = b.create_slot();
-  const auto prompt = random_tokens(prompt_len, m.config.vocab_size, 1);
-  std::vector<float> logits(prompt_len * V);
-  b.prefill(*s0, prompt.data(), prompt.size(), M3_LOGITS_ALL, logits.data());
-  tr.logits = logits;
-  const auto short_prompt = random_tokens(5, m.config.vocab_size, 2);
-  logits.resize(std::max<size_t>(logits.size(), V));
-  b.prefill(*s1, short_prompt.data(), short_prompt.size(), M3_LOGITS_LAST, logits.data());
-  tr.logits.insert(tr.logits.end(), logits.begin(), logits.begin() + V);
-  m3::StateSlot* slots[] = {s0.get(), s1.get(), s2.get()};
-  for (int step = 0; step < 6; ++step) {
-    const auto toks = random_tokens(3, m.config.vocab_size, 100 + step);
-    std::vector<float> out(3 * V);
-    b.decode(slots, toks.data(), 3, out.data());
-    tr.logits.insert(tr.logits.end(), out.begin(), out.end());
-  }
-  for (auto* s : slots) {
-    std::vector<float> st(static_cast<size_t>(m.layout.total_floats()));
-    b.read_slot(*s, st.data());
-    tr.states.insert(tr.states.end(), st.begin(), st.end());
-  }
-  return tr;
-}
-
 class FastBackendParity : public ::testing::TestWithParam<Case> {};
 
 TEST_P(FastBackendParity, MatchesTheReferenceOnEveryIsaAndThreadCount) {
@@ -79,13 +48,13 @@ TEST_P(FastBackendParity, MatchesTheReferenceOnEveryIsaAndThreadCount) {
   const RandomModel m(c.json, c.dtype, 42);
   m3::CpuReferenceBackend reference(m.config, m.weights, m.layout);
   for (size_t prompt_len : {size_t{1}, size_t{37}, size_t{150}}) {
-    const Trace want = run(reference, m, prompt_len);
+    const Trace want = test::run_trace(reference, m, prompt_len);
     Trace first;
     for (const m3::cpu::KernelTable* table : m3::cpu::supported_kernel_tables())
       for (int threads : {1, 2, 3}) {
         m3::CpuFastBackend fast(m.config, m.weights, m.layout, threads, *table);
         EXPECT_EQ(fast.threads(), threads);
-        const Trace got = run(fast, m, prompt_len);
+        const Trace got = test::run_trace(fast, m, prompt_len);
         const std::string label = std::string(c.name) + " " + table->arch + " threads=" + std::to_string(threads) +
                                   " prompt=" + std::to_string(prompt_len);
         EXPECT_LE(rel_l2(got.logits, want.logits), 1e-5) << label;
@@ -106,7 +75,7 @@ TEST(FastBackendParitySensitivity, ADifferentModelIsFarOff) {
   const RandomModel a(c.json, c.dtype, 42), b(c.json, c.dtype, 43);
   m3::CpuReferenceBackend ra(a.config, a.weights, a.layout);
   m3::CpuFastBackend fb(b.config, b.weights, b.layout, 2, m3::cpu::best_kernel_table());
-  EXPECT_GT(rel_l2(run(fb, b, 20).logits, run(ra, a, 20).logits), 1e-2);
+  EXPECT_GT(rel_l2(test::run_trace(fb, b, 20).logits, test::run_trace(ra, a, 20).logits), 1e-2);
 }
 
 INSTANTIATE_TEST_SUITE_P(RandomModels, FastBackendParity, ::testing::ValuesIn(cases()),

@@ -23,6 +23,8 @@ using test::config_json;
 using test::RandomModel;
 using test::random_tokens;
 using test::rel_l2;
+using test::read_state;
+using test::Trace;
 
 // The CUDA backend for m, or null with the reason.
 std::unique_ptr<m3::Backend> make_cuda(const RandomModel& m, std::string* why) {
@@ -53,43 +55,6 @@ Tolerance tolerance(m3::DType dtype) {
   }
 }
 
-struct Trace {
-  std::vector<float> logits, states;
-};
-
-std::vector<float> read_state(m3::Backend& b, const RandomModel& m, m3::StateSlot& s) {
-  std::vector<float> st(static_cast<size_t>(m.layout.total_floats()));
-  b.read_slot(s, st.data());
-  return st;
-}
-
-// Prefill (all logits), a second prompt (last logits), then batched decode of three slots.
-Trace run(m3::Backend& b, const RandomModel& m, size_t prompt_len) {
-  const int64_t V = m.config.vocab_padded;
-  Trace tr;
-  auto s0 = b.create_slot(), s1 = b.create_slot(), s2 = b.create_slot();
-  const auto prompt = random_tokens(prompt_len, m.config.vocab_size, 1);
-  std::vector<float> logits(prompt_len * V);
-  b.prefill(*s0, prompt.data(), prompt.size(), M3_LOGITS_ALL, logits.data());
-  tr.logits = logits;
-  const auto short_prompt = random_tokens(5, m.config.vocab_size, 2);
-  logits.assign(V, 0.0f);
-  b.prefill(*s1, short_prompt.data(), short_prompt.size(), M3_LOGITS_LAST, logits.data());
-  tr.logits.insert(tr.logits.end(), logits.begin(), logits.end());
-  m3::StateSlot* slots[] = {s0.get(), s1.get(), s2.get()};
-  for (int step = 0; step < 6; ++step) {
-    const auto toks = random_tokens(3, m.config.vocab_size, 100 + step);
-    std::vector<float> out(3 * V);
-    b.decode(slots, toks.data(), 3, out.data());
-    tr.logits.insert(tr.logits.end(), out.begin(), out.end());
-  }
-  for (auto* s : slots) {
-    const auto st = read_state(b, m, *s);
-    tr.states.insert(tr.states.end(), st.begin(), st.end());
-  }
-  return tr;
-}
-
 struct Case {
   const char* name;
   std::string json;
@@ -118,8 +83,8 @@ TEST_P(CudaParity, MatchesTheCpuReference) {
   m3::CpuReferenceBackend reference(m.config, m.weights, m.layout);
   // 1100 tokens: a prefill of two passes (1024 rows each at most).
   for (size_t prompt_len : {size_t{1}, size_t{37}, size_t{1100}}) {
-    const Trace want = run(reference, m, prompt_len);
-    const Trace got = run(*cuda, m, prompt_len);
+    const Trace want = test::run_trace(reference, m, prompt_len);
+    const Trace got = test::run_trace(*cuda, m, prompt_len);
     const double logits_err = rel_l2(got.logits, want.logits), states_err = rel_l2(got.states, want.states);
     std::printf("[ metrics  ] cuda %s prompt=%zu: logits rel-L2 %.3g, states rel-L2 %.3g\n", c.name, prompt_len,
                 logits_err, states_err);
@@ -226,7 +191,7 @@ TEST(CudaParitySensitivity, ADifferentModelIsFarOff) {
   const RandomModel a(c.json, c.dtype, 42), b(c.json, c.dtype, 43);
   CUDA_OR_SKIP(cuda, b);
   m3::CpuReferenceBackend reference(a.config, a.weights, a.layout);
-  EXPECT_GT(rel_l2(run(*cuda, b, 20).logits, run(reference, a, 20).logits), 1e-2);
+  EXPECT_GT(rel_l2(test::run_trace(*cuda, b, 20).logits, test::run_trace(reference, a, 20).logits), 1e-2);
 }
 
 }  // namespace
