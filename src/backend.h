@@ -58,6 +58,29 @@ struct BackendOptions {
   ReleaseWeightPages release_weight_pages;  // may be empty
 };
 
+// How a backend's prefill splits n tokens into passes of at most max_rows rows and where each
+// pass's logits go (M3_LOGITS_NONE/LAST/ALL into `logits`, vocab_padded floats a row): calls
+// pass(t0, rows, first_logits_row, out), where rows >= first_logits_row of the pass get logits
+// at out (first_logits_row == rows and out == null: none).
+template <class Pass>
+void for_each_prefill_pass(std::size_t n, int64_t max_rows, m3_logits_mode mode, float* logits,
+                           int64_t vocab_padded, Pass&& pass) {
+  const int64_t total = static_cast<int64_t>(n);
+  for (int64_t t0 = 0; t0 < total; t0 += max_rows) {
+    const int64_t rows = total - t0 < max_rows ? total - t0 : max_rows;
+    int64_t first = rows;
+    float* out = nullptr;
+    if (mode == M3_LOGITS_ALL) {
+      first = 0;
+      out = logits + t0 * vocab_padded;
+    } else if (mode == M3_LOGITS_LAST && t0 + rows == total) {
+      first = rows - 1;
+      out = logits;
+    }
+    pass(t0, rows, first, out);
+  }
+}
+
 // Creates the backend of the given kind (AUTO picks the best available). Throws
 // m3::Error(M3_ERR_BACKEND_UNAVAILABLE) with the reason when it cannot run here.
 std::unique_ptr<Backend> create_backend(m3_backend kind, const BackendOptions& options, const ModelConfig& config,

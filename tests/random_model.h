@@ -96,6 +96,23 @@ inline std::string config_json(int d_model, int n_layer, int vocab, int d_state,
          ", \"is_outproj_norm\": " + (outnorm ? "true" : "false") + "}}";
 }
 
+// The parity suites' random configurations: SISO and MIMO, odd sizes (scalar tails), grouped
+// B/C, untied heads, an MLP, an output norm; matrices in each float type.
+struct ParityCase {
+  const char* name;
+  std::string json;
+  m3::DType dtype;
+};
+
+inline std::vector<ParityCase> small_parity_cases() {
+  return {
+      {"siso_f32", config_json(64, 2, 100, 16, 16, 1, false, 1, false, 0, true), m3::DType::F32},
+      {"mimo_r2_outnorm_mlp_bf16", config_json(64, 2, 77, 12, 16, 1, true, 2, true, 96, true), m3::DType::BF16},
+      {"odd_sizes_groups_untied_f16", config_json(40, 3, 51, 20, 10, 2, false, 1, false, 0, false), m3::DType::F16},
+      {"mimo_r4_odd_f32", config_json(36, 2, 33, 8, 12, 1, true, 4, true, 40, false), m3::DType::F32},
+  };
+}
+
 inline double rel_l2(const std::vector<float>& a, const std::vector<float>& b) {
   double num = 0, den = 0;
   for (size_t i = 0; i < a.size(); ++i) {

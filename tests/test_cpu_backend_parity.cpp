@@ -26,20 +26,9 @@ using test::rel_l2;
 using test::random_tokens;
 using test::Trace;
 
-struct Case {
-  const char* name;
-  std::string json;
-  m3::DType dtype;
-};
+using Case = test::ParityCase;
 
-std::vector<Case> cases() {
-  return {
-      {"siso_f32", config_json(64, 2, 100, 16, 16, 1, false, 1, false, 0, true), m3::DType::F32},
-      {"mimo_r2_outnorm_mlp_bf16", config_json(64, 2, 77, 12, 16, 1, true, 2, true, 96, true), m3::DType::BF16},
-      {"odd_sizes_groups_untied_f16", config_json(40, 3, 51, 20, 10, 2, false, 1, false, 0, false), m3::DType::F16},
-      {"mimo_r4_odd_f32", config_json(36, 2, 33, 8, 12, 1, true, 4, true, 40, false), m3::DType::F32},
-  };
-}
+std::vector<Case> cases() { return test::small_parity_cases(); }
 
 class FastBackendParity : public ::testing::TestWithParam<Case> {};
 

@@ -124,20 +124,10 @@ void CpuFastBackend::prefill(StateSlot& slot, const int32_t* tokens, std::size_t
   Slot* s = &static_cast<Slot&>(slot);
   Slot* slots[kMaxRows];
   std::fill(slots, slots + kMaxRows, s);
-  const int64_t total = static_cast<int64_t>(n);
-  for (int64_t t0 = 0; t0 < total; t0 += kMaxRows) {
-    const int64_t rows = std::min(kMaxRows, total - t0);
-    int64_t first = rows;  // no logits
-    float* out = nullptr;
-    if (mode == M3_LOGITS_ALL) {
-      first = 0;
-      out = logits + t0 * c_.vocab_padded;
-    } else if (mode == M3_LOGITS_LAST && t0 + rows == total) {
-      first = rows - 1;
-      out = logits;
-    }
-    run_rows(slots, tokens + t0, rows, first, out);
-  }
+  for_each_prefill_pass(n, kMaxRows, mode, logits, c_.vocab_padded,
+                        [&](int64_t t0, int64_t rows, int64_t first, float* out) {
+                          run_rows(slots, tokens + t0, rows, first, out);
+                        });
 }
 
 void CpuFastBackend::decode(StateSlot* const* slots, const int32_t* tokens, std::size_t n, float* logits) {

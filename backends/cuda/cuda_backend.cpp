@@ -456,20 +456,10 @@ void CudaBackend::prefill(StateSlot& slot, const int32_t* tokens, std::size_t n,
   std::lock_guard<std::mutex> lock(run_mutex_);
   check(cudaSetDevice(impl_->device), "cudaSetDevice");
   float* state = static_cast<CudaSlot&>(slot).state.get<float>();
-  const int64_t total = static_cast<int64_t>(n);
-  for (int64_t t0 = 0; t0 < total; t0 += kMaxRows) {
-    const int64_t rows = std::min(kMaxRows, total - t0);
-    int64_t first = rows;  // no logits
-    float* out = nullptr;
-    if (mode == M3_LOGITS_ALL) {
-      first = 0;
-      out = logits + t0 * impl_->c.vocab_padded;
-    } else if (mode == M3_LOGITS_LAST && t0 + rows == total) {
-      first = rows - 1;
-      out = logits;
-    }
-    impl_->run_rows(tokens + t0, rows, state, nullptr, first, out);
-  }
+  for_each_prefill_pass(n, kMaxRows, mode, logits, impl_->c.vocab_padded,
+                        [&](int64_t t0, int64_t rows, int64_t first, float* out) {
+                          impl_->run_rows(tokens + t0, rows, state, nullptr, first, out);
+                        });
 }
 
 void CudaBackend::decode(StateSlot* const* slots, const int32_t* tokens, std::size_t n, float* logits) {
