@@ -141,6 +141,12 @@ struct CudaBackend::Impl {
   DeviceBuffer residual, gemm_in, proj, y, hidden, logits, tokens, slot_ptrs, blas_workspace;
   std::unique_ptr<PinnedBuffer> host_tokens, host_slot_ptrs, host_logits;
 
+  // Prefill of bf16/f16 models in the chunked form (tensor cores, tf32 within a chunk);
+  // fp32 models keep the token-by-token kernel, whose fp32 sums hold the golden cases to
+  // 1e-4. MAMBA3RT_CUDA_PREFILL=sequential|chunked overrides (comparisons, tests).
+  bool chunked_prefill = false;
+  DeviceBuffer prefill_workspace;
+
   // Decode steps of up to kLogitRows sessions replay a captured CUDA graph: one launch per
   // step instead of ~10 per layer, which at batch 1 would cost about as much as the step.
   bool use_graphs = true;
@@ -261,7 +267,11 @@ struct CudaBackend::Impl {
                                 input_type(L.in_proj, small), stream),
             "rms_norm_rows");
       matmul(L.in_proj, gemm_in.get(), D, n, proj.get<float>(), c.d_in_proj, 0.0f, small);
-      if (prefill_state)
+      if (prefill_state && chunked_prefill)
+        check(cuda::mamba3_chunked_prefill(L.step, static_cast<int>(n), proj.get<float>(), prefill_state,
+                                           y.get<float>(), prefill_workspace.get(), stream),
+              "mamba3_chunked_prefill");
+      else if (prefill_state)
         check(cuda::mamba3_step_prefill(L.step, static_cast<int>(n), proj.get<float>(), prefill_state, y.get<float>(),
                                         stream),
               "mamba3_step_prefill");
@@ -402,6 +412,17 @@ CudaBackend::CudaBackend(const ModelConfig& config, const ModelWeights& weights,
   m.host_tokens = std::make_unique<PinnedBuffer>(static_cast<std::size_t>(kMaxRows) * sizeof(int32_t));
   m.host_slot_ptrs = std::make_unique<PinnedBuffer>(static_cast<std::size_t>(kMaxRows) * sizeof(float*));
   m.host_logits = std::make_unique<PinnedBuffer>(static_cast<std::size_t>(kLogitRows * c.vocab_padded) * sizeof(float));
+
+  // Every layer has the same shapes: the first one decides.
+  const char* prefill_kind = std::getenv("MAMBA3RT_CUDA_PREFILL");
+  const bool force_sequential = prefill_kind && std::strcmp(prefill_kind, "sequential") == 0;
+  const bool force_chunked = prefill_kind && std::strcmp(prefill_kind, "chunked") == 0;
+  if (!m.layers.empty() && !force_sequential && cuda::chunked_prefill_fits(m.layers[0].step, m.device) &&
+      (force_chunked || m.layers[0].in_proj.type != DeviceType::F32)) {
+    m.chunked_prefill = true;
+    m.prefill_workspace =
+        DeviceBuffer(cuda::chunked_prefill_workspace_bytes(m.layers[0].step, static_cast<int>(kMaxRows)));
+  }
 }
 
 CudaBackend::~CudaBackend() = default;

@@ -33,6 +33,9 @@ struct Mamba3StepParams {
   int64_t off_angle = 0, off_ssm = 0, off_k = 0, off_v = 0;
 };
 
+// Whether the step kernels take these shapes and weights (P <= 128, N <= 256, R <= 4).
+bool step_params_valid(const Mamba3StepParams& p);
+
 // Decode: `rows` independent sessions, one token each. Row i reads proj + i * d_in_proj
 // (the in_proj output: z | x | B | C | dd_dt | dd_A | trap | theta), updates the state of the
 // slot at states[i] (a device array of device pointers to slot bases) and writes
@@ -45,6 +48,17 @@ cudaError_t mamba3_step_decode(const Mamba3StepParams& p, int rows, const float*
 // Bit-for-bit it need not equal decode, but it computes the same recurrence.
 cudaError_t mamba3_step_prefill(const Mamba3StepParams& p, int tokens, const float* proj, float* state, float* y,
                                 cudaStream_t stream);
+
+// Prefill in the chunked form (spec §4.4, chunked_prefill.cu): the same contract as
+// mamba3_step_prefill, with the products within a chunk on the tensor cores in tf32 (about
+// 3 decimal digits: for bf16/f16 models, whose activations are rounded coarser anyway).
+// chunked_prefill_fits: the shapes it takes (P and N multiples of 16, R of 1, 2 or 4) and
+// whether this device has the shared memory for them. The workspace holds
+// chunked_prefill_workspace_bytes(p, tokens) bytes, 256-byte aligned.
+bool chunked_prefill_fits(const Mamba3StepParams& p, int device);
+size_t chunked_prefill_workspace_bytes(const Mamba3StepParams& p, int max_tokens);
+cudaError_t mamba3_chunked_prefill(const Mamba3StepParams& p, int tokens, const float* proj, float* state, float* y,
+                                   void* workspace, cudaStream_t stream);
 
 // out[i, :] = table[tokens[i], :] as fp32 (rows of `cols`).
 cudaError_t embed_rows(const void* table, DeviceType type, int cols, const int32_t* tokens, int rows, float* out,

@@ -10,7 +10,8 @@
 namespace m3::cuda {
 
 constexpr float kNormEps = 1e-5f;  // every RMSNorm of the model (spec §1.1)
-constexpr float kPi = 3.14159265358979323846f;
+constexpr double kPiDouble = 3.14159265358979323846;
+constexpr float kPi = static_cast<float>(kPiDouble);
 constexpr float kTwoPi = 2.0f * kPi;
 constexpr unsigned kFullWarp = 0xffffffffu;
 constexpr int kWarpSize = 32;
@@ -66,19 +67,31 @@ __device__ __forceinline__ float rms_scale(double sum_sq, int n) {
   return static_cast<float>(rsqrt(sum_sq / static_cast<double>(n) + static_cast<double>(kNormEps)));
 }
 
-// One head's step coefficients (spec §3.3, §4.2): h <- alpha h + beta (prev term) + gamma (this term).
+// One head's rates for one token (spec §3.3, §4.4): dt, the log-decay a = A dt (alpha =
+// exp(a)), the current input's weight gamma = lambda dt and mu = (1 - lambda) dt (beta = mu alpha).
+struct HeadRates {
+  float dt, log_decay, gamma, mu;
+};
+
+__device__ __forceinline__ HeadRates head_rates(bool heavy_tail, float a_floor, float dd_dt, float dt_bias, float dd_a,
+                                                float trap) {
+  const float dt = softplus(dd_dt + dt_bias);
+  const float f = heavy_tail ? (dd_a >= 0.0f ? 1.0f + dd_a : 1.0f / (1.0f - dd_a)) : softplus(dd_a);
+  const float a = fminf(-f, -a_floor);
+  const float lambda = sigmoid(trap);
+  return {dt, a * dt, lambda * dt, (1.0f - lambda) * dt};
+}
+
+// One head's step coefficients (spec §4.2): h <- alpha h + beta (prev term) + gamma (this term).
 struct HeadCoefficients {
   float dt, alpha, beta, gamma;
 };
 
 __device__ __forceinline__ HeadCoefficients head_coefficients(bool heavy_tail, float a_floor, float dd_dt,
                                                               float dt_bias, float dd_a, float trap) {
-  const float dt = softplus(dd_dt + dt_bias);
-  const float f = heavy_tail ? (dd_a >= 0.0f ? 1.0f + dd_a : 1.0f / (1.0f - dd_a)) : softplus(dd_a);
-  const float a = fminf(-f, -a_floor);
-  const float alpha = expf(a * dt);
-  const float lambda = sigmoid(trap);
-  return {dt, alpha, (1.0f - lambda) * dt * alpha, lambda * dt};
+  const HeadRates r = head_rates(heavy_tail, a_floor, dd_dt, dt_bias, dd_a, trap);
+  const float alpha = expf(r.log_decay);
+  return {r.dt, alpha, r.mu * alpha, r.gamma};
 }
 
 // Butterfly sums: every lane ends with the warp's total.

@@ -16,6 +16,7 @@
 
 #include "backends/cuda/cuda_kernels.h"
 #include "backends/cuda/device_math.cuh"
+#include "backends/cuda/projection_row.cuh"
 
 namespace m3::cuda {
 namespace {
@@ -35,32 +36,7 @@ template <int kColsPerLane>
 constexpr int kAnglesPerLane = kColsPerLane >= 2 ? kColsPerLane / 2 : 1;
 
 // ---------------------------------------------------------------------------------------
-// One token's in_proj outputs as head `h` reads them: where they sit in the projection row,
-// and in the shared-memory stage that holds just this head's slices.
-
-struct HeadInputs {
-  const float *z, *x;  // this head's P channels
-  const float *B, *C;  // rank 0 of the head's group; rank r at + r * bc_rank_stride
-  int64_t bc_rank_stride;
-  const float *dd_dt, *dd_a, *trap;
-  const float* theta;  // S angles, shared by every head
-};
-
-// in_proj row: z [E] | x [E] | B [R, G, N] | C [R, G, N] | dd_dt [H] | dd_A [H] | trap [H] | theta [S]
-__device__ HeadInputs inputs_from_proj_row(const float* row, const Mamba3StepParams& p, int head) {
-  const int64_t bc = static_cast<int64_t>(p.R) * p.G * p.N;
-  const int group = head / (p.H / p.G);
-  const float* dd = row + 2 * static_cast<int64_t>(p.E) + 2 * bc;
-  return {row + static_cast<int64_t>(head) * p.P,
-          row + p.E + static_cast<int64_t>(head) * p.P,
-          row + 2 * static_cast<int64_t>(p.E) + static_cast<int64_t>(group) * p.N,
-          row + 2 * static_cast<int64_t>(p.E) + bc + static_cast<int64_t>(group) * p.N,
-          static_cast<int64_t>(p.G) * p.N,
-          dd + head,
-          dd + p.H + head,
-          dd + 2 * p.H + head,
-          dd + 3 * p.H};
-}
+// The stage in shared memory that holds just this head's slices of one token's in_proj outputs.
 
 // Stage layout: z [P] | x [P] | B [R, N] | C [R, N] | theta [S, padded to 4] | dd_dt, dd_A, trap
 // (the vectors first, so that they keep 16-byte alignment when P and N are multiples of 4).
@@ -769,6 +745,8 @@ cudaError_t launch_prefill(const Mamba3StepParams& p, int tokens, const float* p
 }
 
 }  // namespace
+
+bool step_params_valid(const Mamba3StepParams& p) { return supported(p); }
 
 cudaError_t mamba3_step_decode(const Mamba3StepParams& p, int rows, const float* proj, float* const* states, float* y,
                                cudaStream_t stream) {

@@ -1,0 +1,618 @@
+// Prefill in the chunked (parallel) form of spec §4.4. The tokens of a pass are cut into
+// chunks of kChunkRows (token, rank) rows. Within a chunk the recurrence is a causal,
+// decay-weighted Q K^T product times V (tensor cores, tf32); between chunks only the state
+// S [P, N] is carried. Five launches per layer:
+//   1. angle_totals,   the rotary angle at every chunk start: per (chunk, angle) the sum of
+//      angle_starts    the chunk's increments, then a running sum over chunks (within a chunk
+//                      the kernels below add the running sum of the increments to the start)
+//   2. chunk_states    each chunk's own contribution to the state, sum_s e^(l_last - l_s) c_s v_s k_s^T
+//   3. state_passing   the state at every chunk start (sequential over chunks, parallel over the
+//                      state's elements), and the final state into the slot
+//   4. chunk_outputs   y_t = e^(l_t) S_start q_t + sum_{s<t} e^(l_t - l_s) c_s (q_t.k_s) v_s
+//                      + gamma_t (q_t.k_t) v_t + D v_t, then the norm and the gate
+// where l_t is the running sum of the log-decays within the chunk and c_s = gamma_s + mu_{s+1}
+// (token s+1's mu even across a chunk edge; the pass's last token has only gamma: the next
+// pass or decode step adds its mu with the cached k and x).
+#include <mma.h>
+
+#include <climits>
+#include <cstdint>
+#include <algorithm>
+#include <type_traits>
+
+#include <cuda_pipeline_primitives.h>
+#include <cuda_runtime.h>
+
+#include "backends/cuda/cuda_kernels.h"
+#include "backends/cuda/device_math.cuh"
+#include "backends/cuda/projection_row.cuh"
+
+namespace m3::cuda {
+namespace {
+
+namespace wmma = nvcuda::wmma;
+
+// (token, rank) rows of a chunk: 32 / R tokens. Measured on the H100 (1.5B, bf16): 32 rows
+// beat 64, which halve the blocks an SM holds and double each block's serial steps.
+constexpr int kChunkRows = 32;
+constexpr int kChunkThreads = 256;
+constexpr int kChunkWarps = kChunkThreads / kWarpSize;
+constexpr int kTile = 16;  // wmma tile rows and columns
+constexpr int kStep = 8;   // wmma depth for tf32
+constexpr int kAngleThreads = 128;
+constexpr int kPassingThreads = 256;
+
+__host__ __device__ int tokens_per_chunk(const Mamba3StepParams& p) { return kChunkRows / p.R; }
+__host__ __device__ int chunk_count(const Mamba3StepParams& p, int tokens) {
+  return (tokens + tokens_per_chunk(p) - 1) / tokens_per_chunk(p);
+}
+
+// Row strides of the shared-memory matrices: 4 floats of padding spread a column's rows over
+// the banks (wmma wants strides of whole 16-byte units).
+__host__ __device__ int padded_stride(int cols) { return cols + 4; }
+
+// Shared memory regions, each a multiple of 8 floats so every one starts 32-byte aligned
+// (wmma's pointer alignment).
+struct SmemRegions {
+  int used = 0;
+  __host__ __device__ int take(int floats) {
+    const int at = used;
+    used += (floats + 7) / 8 * 8;
+    return at;
+  }
+};
+
+// ---------------------------------------------------------------------------------------
+// Per-token scalars of one chunk (warp 0; a chunk has at most 64 tokens, two a lane).
+
+struct ChunkScalars {
+  float* cum;    // l_t: inclusive running sum of the log-decays within the chunk
+  float* gamma;  // gamma_t
+  float* c;      // c_t = gamma_t + mu_{t+1} (0 past the pass's last token)
+  float* dt;     // dt_t
+};
+
+__device__ HeadRates token_rates(const Mamba3StepParams& p, const float* proj, int head, int token) {
+  const HeadInputs in = inputs_from_proj_row(proj + static_cast<int64_t>(token) * p.d_in_proj, p, head);
+  return head_rates(p.heavy_tail, p.a_floor, *in.dd_dt, p.dt_bias[head], *in.dd_a, *in.trap);
+}
+
+__device__ void fill_chunk_scalars(const Mamba3StepParams& p, const float* proj, int head, int t0, int count,
+                                   int tokens, const ChunkScalars& s, int lane) {
+  float log_decay[2];
+#pragma unroll
+  for (int j = 0; j < 2; ++j) {
+    const int t = lane + j * kWarpSize;
+    log_decay[j] = 0.0f;
+    if (t < count) {
+      const HeadRates r = token_rates(p, proj, head, t0 + t);
+      const float mu_next = t0 + t + 1 < tokens ? token_rates(p, proj, head, t0 + t + 1).mu : 0.0f;
+      log_decay[j] = r.log_decay;
+      s.dt[t] = r.dt;
+      s.gamma[t] = r.gamma;
+      s.c[t] = r.gamma + mu_next;
+    }
+  }
+  // Inclusive scan of each half, then the first half's total into the second.
+#pragma unroll
+  for (int j = 0; j < 2; ++j)
+    for (int offset = 1; offset < kWarpSize; offset *= 2) {
+      const float v = __shfl_up_sync(kFullWarp, log_decay[j], offset);
+      if (lane >= offset) log_decay[j] += v;
+    }
+  log_decay[1] += __shfl_sync(kFullWarp, log_decay[0], kWarpSize - 1);
+#pragma unroll
+  for (int j = 0; j < 2; ++j) {
+    const int t = lane + j * kWarpSize;
+    if (t < count) s.cum[t] = log_decay[j];
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// The chunk's matrices, one row per (token, rank): row = t * R + r; rows past the chunk's
+// tokens are zero. The raw inputs land in shared memory first, all at once (cp.async), and
+// are transformed in place: a warp walking rows with a trip to device memory each would wait
+// on memory most of the time.
+
+// The angles [tokens, S] are read down columns too (the scan over tokens): an odd row stride
+// keeps those reads free of bank conflicts.
+__host__ __device__ int theta_stride(int S) { return S | 1; }
+
+// dst[row * dst_rows_apart * ld + col] = src[row * src_stride + col] for row < rows, col < cols,
+// in 16-byte pieces where the source allows (ld and dst keep 16-byte alignment by construction).
+__device__ void copy_rows_async(float* dst, int ld, int dst_rows_apart, const float* src, int64_t src_stride,
+                                int rows, int cols, int tid) {
+  const int64_t dst_stride = static_cast<int64_t>(ld) * dst_rows_apart;
+  if (cols % 4 == 0 && dst_stride % 4 == 0 && src_stride % 4 == 0 && (reinterpret_cast<uintptr_t>(src) & 15) == 0) {
+    const int per_row = cols / 4;
+    for (int e = tid; e < rows * per_row; e += kChunkThreads) {
+      const int row = e / per_row, col = e % per_row * 4;
+      __pipeline_memcpy_async(dst + row * dst_stride + col, src + row * src_stride + col, 16);
+    }
+  } else {
+    for (int e = tid; e < rows * cols; e += kChunkThreads) {
+      const int row = e / cols, col = e % cols;
+      __pipeline_memcpy_async(dst + row * dst_stride + col, src + row * src_stride + col, sizeof(float));
+    }
+  }
+}
+
+// Which of the chunk's matrices a kernel stages.
+enum StagedRows : int { kKeys = 1, kQueries = 2, kValues = 4 };
+
+// Raw B rows into keys, raw C rows into queries, x into every rank's value row, theta into
+// theta [count, padded S]; rows past count zeroed. One cp.async group; the caller waits.
+__device__ void stage_chunk_inputs(const Mamba3StepParams& p, const float* proj, int head, int t0, int count,
+                                   int which, float* keys, float* queries, int ldn, float* values, int ldp,
+                                   float* theta, int tid) {
+  const HeadInputs first = inputs_from_proj_row(proj + static_cast<int64_t>(t0) * p.d_in_proj, p, head);
+  for (int r = 0; r < p.R; ++r) {
+    if (which & kKeys) copy_rows_async(keys + r * ldn, ldn, p.R, first.B + r * first.bc_rank_stride, p.d_in_proj, count, p.N, tid);
+    if (which & kQueries)
+      copy_rows_async(queries + r * ldn, ldn, p.R, first.C + r * first.bc_rank_stride, p.d_in_proj, count, p.N, tid);
+    if (which & kValues) copy_rows_async(values + r * ldp, ldp, p.R, first.x, p.d_in_proj, count, p.P, tid);
+  }
+  if (p.S > 0) copy_rows_async(theta, theta_stride(p.S), 1, first.theta, p.d_in_proj, count, p.S, tid);
+  __pipeline_commit();
+  const int live_rows = count * p.R;
+  for (int e = tid; e < (kChunkRows - live_rows) * p.N; e += kChunkThreads) {
+    const int row = live_rows + e / p.N, n = e % p.N;
+    if (which & kKeys) keys[row * ldn + n] = 0.0f;
+    if (which & kQueries) queries[row * ldn + n] = 0.0f;
+  }
+  if (which & kValues)
+    for (int e = tid; e < (kChunkRows - live_rows) * p.P; e += kChunkThreads)
+      values[(live_rows + e / p.P) * ldp + e % p.P] = 0.0f;
+}
+
+// After the staged inputs and the scalars have landed: theta becomes the angle of each token,
+// the chunk's start angle plus the running sum of the increments pi tanh(theta) dt (a warp
+// scans an angle's tokens in double, then wraps once); MIMO values get their mimo_x factor.
+// Ends with a barrier.
+__device__ void finish_staging(const Mamba3StepParams& p, int head, int count, const float* start_angles,
+                               const ChunkScalars& s, float* theta, float* values, int ldp, int tid) {
+  const int ldt = theta_stride(p.S), lane = tid % kWarpSize;
+  for (int e = tid; e < count * p.S; e += kChunkThreads) {
+    const int t = e / p.S, i = e % p.S;
+    theta[t * ldt + i] = kPi * tanhf(theta[t * ldt + i]) * s.dt[t];
+  }
+  if (p.mimo && values)
+    for (int e = tid; e < count * p.R * p.P; e += kChunkThreads) {
+      const int row = e / p.P, ch = e % p.P;
+      values[row * ldp + ch] *= p.mimo_x[(static_cast<int64_t>(head) * p.R + row % p.R) * p.P + ch];
+    }
+  __syncthreads();
+  static_assert(kChunkRows <= kWarpSize, "a lane scans one token");
+#pragma unroll 1
+  for (int i = tid / kWarpSize; i < p.S; i += kChunkWarps) {
+    double sum = lane < count ? theta[lane * ldt + i] : 0.0;
+    for (int offset = 1; offset < kWarpSize; offset *= 2) {
+      const double v = __shfl_up_sync(kFullWarp, sum, offset);
+      if (lane >= offset) sum += v;
+    }
+    if (lane < count)
+      theta[lane * ldt + i] = wrap_angle(static_cast<float>(fmod(start_angles[i] + sum, 2.0 * kPiDouble)));
+  }
+  __syncthreads();
+}
+
+// Keys (B) or queries (C) in place: Rot(phi_t)(RMSNorm(raw) * norm + bias_r) * row_scale[t]
+// (row_scale null: 1). SISO rotates pairs (2i, 2i+1), MIMO (i, i + N/2); a lane takes pairs.
+__device__ void transform_rows(const Mamba3StepParams& p, int head, int count, bool queries, const float* angles,
+                               const float* row_scale, float* rows, int ld, int warp, int lane) {
+  const int R = p.R, N = p.N, S = p.S, ldt = theta_stride(S);
+  const float* norm_w = queries ? p.C_norm : p.B_norm;
+#pragma unroll 1
+  for (int row = warp; row < count * R; row += kChunkWarps) {
+    float* v = rows + row * ld;
+    const int t = row / R, r = row % R;
+    const float* bias = (queries ? p.C_bias : p.B_bias) + (static_cast<int64_t>(head) * R + r) * N;
+    const float* phi = angles + t * ldt;
+    double sum_sq = 0.0;
+    for (int n = lane; n < N; n += kWarpSize) sum_sq += static_cast<double>(v[n]) * v[n];
+    const float scale = rms_scale(warp_sum(sum_sq), N);
+    const float w = row_scale ? row_scale[t] : 1.0f;
+    for (int i = lane; i < N / 2; i += kWarpSize) {
+      const int a = p.mimo ? i : 2 * i;
+      const int b = p.mimo ? i + N / 2 : 2 * i + 1;
+      float va = v[a] * scale * norm_w[a] + bias[a];
+      float vb = v[b] * scale * norm_w[b] + bias[b];
+      if (i < S) {
+        float sn, cs;
+        sincos_of_angle(phi[i], &sn, &cs);
+        const float ra = va * cs - vb * sn;
+        vb = va * sn + vb * cs;
+        va = ra;
+      }
+      v[a] = va * w;
+      v[b] = vb * w;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// C [rows, cols] = A [rows, depth] B [depth, cols] (+ C when accumulate), tf32 inputs and
+// fp32 sums; C row-major. Warps take 16 x 16 tiles of C round robin. A and B are row- or
+// column-major as the layout types say; their pointers and strides may be global memory.
+
+template <class Layout>
+__device__ int64_t element_offset(int row, int col, int ld) {
+  if constexpr (std::is_same_v<Layout, wmma::row_major>)
+    return static_cast<int64_t>(row) * ld + col;
+  else
+    return static_cast<int64_t>(col) * ld + row;
+}
+
+template <class LayoutA, class LayoutB>
+__device__ void tf32_product(const float* a, int lda, const float* b, int ldb, float* c, int ldc, int rows, int cols,
+                             int depth, bool accumulate, int warp) {
+  const int tile_cols = cols / kTile;
+#pragma unroll 1
+  for (int tile = warp; tile < rows / kTile * tile_cols; tile += kChunkWarps) {
+    const int i0 = tile / tile_cols * kTile, j0 = tile % tile_cols * kTile;
+    wmma::fragment<wmma::accumulator, kTile, kTile, kStep, float> acc;
+    if (accumulate)
+      wmma::load_matrix_sync(acc, c + i0 * ldc + j0, ldc, wmma::mem_row_major);
+    else
+      wmma::fill_fragment(acc, 0.0f);
+#pragma unroll 2
+    for (int k0 = 0; k0 < depth; k0 += kStep) {
+      wmma::fragment<wmma::matrix_a, kTile, kTile, kStep, wmma::precision::tf32, LayoutA> fa;
+      wmma::fragment<wmma::matrix_b, kTile, kTile, kStep, wmma::precision::tf32, LayoutB> fb;
+      wmma::load_matrix_sync(fa, a + element_offset<LayoutA>(i0, k0, lda), lda);
+      wmma::load_matrix_sync(fb, b + element_offset<LayoutB>(k0, j0, ldb), ldb);
+#pragma unroll
+      for (int e = 0; e < fa.num_elements; ++e) fa.x[e] = wmma::__float_to_tf32(fa.x[e]);
+#pragma unroll
+      for (int e = 0; e < fb.num_elements; ++e) fb.x[e] = wmma::__float_to_tf32(fb.x[e]);
+      wmma::mma_sync(acc, fa, fb, acc);
+    }
+    wmma::store_matrix_sync(c + i0 * ldc + j0, acc, ldc, wmma::mem_row_major);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. Angle starts, in two launches. angle_totals: block (chunk, head), thread i sums the
+// chunk's increments pi tanh(theta_t[i]) dt_t (in double, so 64 of them lose nothing) and
+// keeps the sum mod 2pi. angle_starts: thread (head, i) turns the totals, in place, into the
+// angle at each chunk's start, from the slot's angle, and leaves the pass's last angle in the
+// slot (the chunk kernels advance the angle token by token from these starts).
+
+constexpr int kTotalsGroups = 4;  // token groups a chunk's angle sums are split over
+
+__global__ void angle_totals_kernel(const Mamba3StepParams p, int tokens, const float* proj, float* totals) {
+  extern __shared__ double group_sums[];  // [kTotalsGroups, S]
+  const int chunk = static_cast<int>(blockIdx.x), head = static_cast<int>(blockIdx.y);
+  const int t0 = chunk * tokens_per_chunk(p), t1 = min(t0 + tokens_per_chunk(p), tokens);
+  const float dt_bias = p.dt_bias[head];
+  for (int e = static_cast<int>(threadIdx.x); e < kTotalsGroups * p.S; e += static_cast<int>(blockDim.x)) {
+    const int group = e / p.S, i = e % p.S;
+    double sum = 0.0;
+#pragma unroll 4
+    for (int t = t0 + group; t < t1; t += kTotalsGroups) {
+      const HeadInputs in = inputs_from_proj_row(proj + static_cast<int64_t>(t) * p.d_in_proj, p, head);
+      const float dt = softplus(*in.dd_dt + dt_bias);  // as head_rates computes it
+      sum += static_cast<double>(kPi * tanhf(in.theta[i]) * dt);
+    }
+    group_sums[e] = sum;
+  }
+  __syncthreads();
+  for (int i = static_cast<int>(threadIdx.x); i < p.S; i += static_cast<int>(blockDim.x)) {
+    double sum = 0.0;
+    for (int g = 0; g < kTotalsGroups; ++g) sum += group_sums[g * p.S + i];
+    totals[(static_cast<int64_t>(chunk) * p.H + head) * p.S + i] = wrap_angle(static_cast<float>(fmod(sum, 2.0 * kPiDouble)));
+  }
+}
+
+__global__ void angle_starts_kernel(const Mamba3StepParams p, int chunks, float* state, float* __restrict__ starts) {
+  const int idx = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
+  if (idx >= p.H * p.S) return;
+  const int64_t chunk_stride = static_cast<int64_t>(p.H) * p.S;
+  float* slot = state + p.off_angle + idx;  // [H, S]
+  float phi = *slot;
+  float next = starts[idx];
+#pragma unroll 1
+  for (int c = 0; c < chunks; ++c) {
+    const float total = next;
+    if (c + 1 < chunks) next = starts[(c + 1) * chunk_stride + idx];
+    starts[c * chunk_stride + idx] = phi;
+    phi = wrap_angle(phi + total);
+  }
+  *slot = phi;
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. Chunk states: block (chunk, head) writes dS = V^T K' [P, N], K' rows scaled by
+// e^(l_last - l_s) c_s, and the chunk's total decay e^(l_last).
+
+struct StatesLayout {
+  int cum, gamma, c, dt, weight, theta, k, v, total;
+};
+
+__host__ __device__ StatesLayout states_layout(const Mamba3StepParams& p) {
+  SmemRegions s;
+  StatesLayout l{};
+  l.cum = s.take(kChunkRows);
+  l.gamma = s.take(kChunkRows);
+  l.c = s.take(kChunkRows);
+  l.dt = s.take(kChunkRows);
+  l.weight = s.take(kChunkRows);
+  l.theta = s.take(kChunkRows * theta_stride(p.S));
+  l.k = s.take(kChunkRows * padded_stride(p.N));
+  l.v = s.take(kChunkRows * padded_stride(p.P));
+  l.total = s.used;
+  return l;
+}
+
+__global__ void __launch_bounds__(kChunkThreads)
+    chunk_states_kernel(const Mamba3StepParams p, int tokens, const float* proj, const float* start_angles,
+                        float* chunk_states, float* chunk_decay) {
+  extern __shared__ __align__(128) float smem[];
+  const int chunk = static_cast<int>(blockIdx.x), head = static_cast<int>(blockIdx.y);
+  const int tid = static_cast<int>(threadIdx.x), lane = tid % kWarpSize, warp = tid / kWarpSize;
+  const int t0 = chunk * tokens_per_chunk(p), count = min(tokens_per_chunk(p), tokens - t0);
+  const StatesLayout l = states_layout(p);
+  const ChunkScalars s{smem + l.cum, smem + l.gamma, smem + l.c, smem + l.dt};
+  const int ldk = padded_stride(p.N), ldv = padded_stride(p.P);
+  float* k = smem + l.k;
+  float* v = smem + l.v;
+  float* angles = smem + l.theta;
+
+  stage_chunk_inputs(p, proj, head, t0, count, kKeys | kValues, k, nullptr, ldk, v, ldv, angles, tid);
+  if (warp == 0) fill_chunk_scalars(p, proj, head, t0, count, tokens, s, lane);
+  __pipeline_wait_prior(0);
+  __syncthreads();
+  const float last = s.cum[count - 1];
+  for (int t = tid; t < count; t += kChunkThreads) smem[l.weight + t] = expf(last - s.cum[t]) * s.c[t];
+  finish_staging(p, head, count, start_angles + (static_cast<int64_t>(chunk) * p.H + head) * p.S, s, angles, v, ldv,
+                 tid);
+  transform_rows(p, head, count, false, angles, smem + l.weight, k, ldk, warp, lane);
+  __syncthreads();
+  float* out = chunk_states + (static_cast<int64_t>(chunk) * p.H + head) * p.P * p.N;
+  tf32_product<wmma::col_major, wmma::row_major>(v, ldv, k, ldk, out, p.N, p.P, p.N, kChunkRows, false, warp);
+  if (tid == 0) chunk_decay[chunk * p.H + head] = expf(last);
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. State passing: thread (head, p, n). The initial state folds in the cached previous
+// token's term, H0 = h + mu_0 sum_r (x_prev mimo_x_r) k_prev_r^T (spec §4.4); then for each
+// chunk the entry of chunk_states becomes the state at the chunk's start.
+
+__global__ void __launch_bounds__(kPassingThreads)
+    state_passing_kernel(const Mamba3StepParams p, int chunks, const float* proj, float* state,
+                         float* __restrict__ chunk_states, const float* __restrict__ chunk_decay) {
+  // Four consecutive state columns a thread (N is a multiple of 16), 16-byte loads; the next
+  // chunk's entry is loaded before this one's is stored.
+  const int64_t per_head = static_cast<int64_t>(p.P) * p.N;
+  const int64_t at = 4 * (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x);
+  if (at >= p.H * per_head) return;
+  const int head = static_cast<int>(at / per_head);
+  const int64_t in_head = at % per_head;
+  const int ch = static_cast<int>(in_head / p.N), n = static_cast<int>(in_head % p.N);
+
+  float4* h = reinterpret_cast<float4*>(state + p.off_ssm + at);  // [H, P, N]
+  const float x_prev = state[p.off_v + static_cast<int64_t>(head) * p.P + ch];
+  float4 prev_term = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+  for (int r = 0; r < p.R; ++r) {
+    const float xm = x_prev * (p.mimo ? p.mimo_x[(static_cast<int64_t>(head) * p.R + r) * p.P + ch] : 1.0f);
+    const float* k = state + p.off_k + static_cast<int64_t>(r) * p.H * p.N + static_cast<int64_t>(head) * p.N + n;
+    prev_term.x += xm * k[0], prev_term.y += xm * k[1], prev_term.z += xm * k[2], prev_term.w += xm * k[3];
+  }
+  const float mu0 = token_rates(p, proj, head, 0).mu;
+  float4 s = *h;
+  s.x = fmaf(mu0, prev_term.x, s.x), s.y = fmaf(mu0, prev_term.y, s.y);
+  s.z = fmaf(mu0, prev_term.z, s.z), s.w = fmaf(mu0, prev_term.w, s.w);
+  float4* entry = reinterpret_cast<float4*>(chunk_states + head * per_head + in_head);
+  const int64_t chunk_stride = p.H * per_head / 4;
+  float4 next = entry[0];
+#pragma unroll 1
+  for (int c = 0; c < chunks; ++c) {
+    const float4 own = next;
+    if (c + 1 < chunks) next = entry[(c + 1) * chunk_stride];
+    entry[c * chunk_stride] = s;
+    const float d = chunk_decay[c * p.H + head];
+    s.x = fmaf(d, s.x, own.x), s.y = fmaf(d, s.y, own.y), s.z = fmaf(d, s.z, own.z), s.w = fmaf(d, s.w, own.w);
+  }
+  *h = s;
+}
+
+// ---------------------------------------------------------------------------------------
+// 4. Chunk outputs: block (chunk, head). Q K^T weighted by the causal decay mask into M, the
+// inter-chunk term Q S_start^T scaled by e^(l_t) into Y, Y += M V, then D, norm and gate.
+// Y reuses K's memory once M is done.
+
+struct OutputsLayout {
+  int cum, gamma, c, dt, theta, q, k, v, m, y, total;
+};
+
+__host__ __device__ OutputsLayout outputs_layout(const Mamba3StepParams& p) {
+  SmemRegions s;
+  OutputsLayout l{};
+  l.cum = s.take(kChunkRows);
+  l.gamma = s.take(kChunkRows);
+  l.c = s.take(kChunkRows);
+  l.dt = s.take(kChunkRows);
+  l.theta = s.take(kChunkRows * theta_stride(p.S));
+  l.q = s.take(kChunkRows * padded_stride(p.N));
+  l.k = s.take(kChunkRows * padded_stride(p.N));
+  l.v = s.take(kChunkRows * padded_stride(p.P));
+  l.m = s.take(kChunkRows * padded_stride(kChunkRows));
+  l.y = p.P <= p.N ? l.k : s.take(kChunkRows * padded_stride(p.P));
+  l.total = s.used;
+  return l;
+}
+
+__global__ void __launch_bounds__(kChunkThreads)
+    chunk_outputs_kernel(const Mamba3StepParams p, int tokens, const float* proj, const float* start_angles,
+                         const float* chunk_states, float* state, float* y) {
+  extern __shared__ __align__(128) float smem[];
+  const int chunk = static_cast<int>(blockIdx.x), head = static_cast<int>(blockIdx.y);
+  const int tid = static_cast<int>(threadIdx.x), lane = tid % kWarpSize, warp = tid / kWarpSize;
+  const int R = p.R, P = p.P, N = p.N;
+  const int t0 = chunk * tokens_per_chunk(p), count = min(tokens_per_chunk(p), tokens - t0);
+  const OutputsLayout l = outputs_layout(p);
+  const ChunkScalars s{smem + l.cum, smem + l.gamma, smem + l.c, smem + l.dt};
+  const int ldn = padded_stride(N), ldp = padded_stride(P), ldm = padded_stride(kChunkRows);
+  float* q = smem + l.q;
+  float* k = smem + l.k;
+  float* v = smem + l.v;
+  float* m = smem + l.m;
+  float* yr = smem + l.y;
+  float* angles = smem + l.theta;
+
+  stage_chunk_inputs(p, proj, head, t0, count, kKeys | kQueries | kValues, k, q, ldn, v, ldp, angles, tid);
+  if (warp == 0) fill_chunk_scalars(p, proj, head, t0, count, tokens, s, lane);
+  __pipeline_wait_prior(0);
+  __syncthreads();
+  finish_staging(p, head, count, start_angles + (static_cast<int64_t>(chunk) * p.H + head) * p.S, s, angles, v, ldp,
+                 tid);
+  transform_rows(p, head, count, true, angles, nullptr, q, ldn, warp, lane);
+  transform_rows(p, head, count, false, angles, nullptr, k, ldn, warp, lane);
+  __syncthreads();
+
+  // The pass's last chunk leaves the last token's rotated, biased key and raw x in the slot
+  // for the next step's trapezoid term (the state passing has read the old ones).
+  if (t0 + count == tokens) {
+    for (int i = tid; i < R * N; i += kChunkThreads) {
+      const int r = i / N, n = i % N;
+      state[p.off_k + static_cast<int64_t>(r) * p.H * N + static_cast<int64_t>(head) * N + n] =
+          k[((count - 1) * R + r) * ldn + n];
+    }
+    const float* x_last = proj + static_cast<int64_t>(tokens - 1) * p.d_in_proj + p.E + static_cast<int64_t>(head) * P;
+    for (int ch = tid; ch < P; ch += kChunkThreads) state[p.off_v + static_cast<int64_t>(head) * P + ch] = x_last[ch];
+  }
+
+  tf32_product<wmma::row_major, wmma::col_major>(q, ldn, k, ldn, m, ldm, kChunkRows, kChunkRows, N, false, warp);
+  __syncthreads();  // K is dead from here: Y may take its place
+  const float* s_start = chunk_states + (static_cast<int64_t>(chunk) * p.H + head) * P * N;
+  tf32_product<wmma::row_major, wmma::col_major>(q, ldn, s_start, N, yr, ldp, kChunkRows, P, N, false, warp);
+  __syncthreads();
+
+  // The causal weights: e^(l_t - l_s) c_s before the diagonal, gamma_t on it (every rank pair
+  // of the token), nothing after; and the inter-chunk term's e^(l_t).
+  for (int i = tid; i < kChunkRows * kChunkRows; i += kChunkThreads) {
+    const int row = i / kChunkRows, col = i % kChunkRows, t = row / R, u = col / R;
+    float w = 0.0f;
+    if (t < count) w = u < t ? expf(s.cum[t] - s.cum[u]) * s.c[u] : u == t ? s.gamma[t] : 0.0f;
+    m[row * ldm + col] *= w;
+  }
+  for (int i = tid; i < kChunkRows * P; i += kChunkThreads) {
+    const int row = i / P, ch = i % P, t = row / R;
+    yr[row * ldp + ch] *= t < count ? expf(s.cum[t]) : 0.0f;
+  }
+  __syncthreads();
+  tf32_product<wmma::row_major, wmma::row_major>(m, ldm, v, ldp, yr, ldp, kChunkRows, P, kChunkRows, true, warp);
+  __syncthreads();
+
+  // y_r += D v_r, then the optional RMSNorm over P (a warp a row).
+  const float d = p.D[head];
+#pragma unroll 1
+  for (int row = warp; row < count * R; row += kChunkWarps) {
+    float* yrow = yr + row * ldp;
+    double sum_sq = 0.0;
+    for (int ch = lane; ch < P; ch += kWarpSize) {
+      const float val = yrow[ch] + d * v[row * ldp + ch];
+      yrow[ch] = val;
+      sum_sq += static_cast<double>(val) * val;
+    }
+    if (!p.outproj_norm) continue;
+    const float scale = rms_scale(warp_sum(sum_sq), P);
+    const float* w = p.out_norm + static_cast<int64_t>(head) * P;
+    for (int ch = lane; ch < P; ch += kWarpSize) yrow[ch] = yrow[ch] * scale * w[ch];
+  }
+  __syncthreads();
+
+  // The gate and the sum over ranks: y[t, head, ch] = sum_r mo * y_r * silu(z * mz).
+  for (int i = tid; i < count * P; i += kChunkThreads) {
+    const int t = i / P, ch = i % P;
+    const float z = proj[static_cast<int64_t>(t0 + t) * p.d_in_proj + static_cast<int64_t>(head) * P + ch];
+    float acc = 0.0f;
+    for (int r = 0; r < R; ++r) {
+      const int64_t w = (static_cast<int64_t>(head) * R + r) * P + ch;
+      const float mz = p.mimo ? p.mimo_z[w] : 1.0f;
+      const float mo = p.mimo ? p.mimo_o[w] : 1.0f;
+      acc += mo * yr[(t * R + r) * ldp + ch] * silu(z * mz);
+    }
+    y[static_cast<int64_t>(t0 + t) * p.E + static_cast<int64_t>(head) * P + ch] = acc;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Host side.
+
+bool shapes_fit(const Mamba3StepParams& p) {
+  return step_params_valid(p) && p.P % kTile == 0 && p.N % kTile == 0 && (p.R == 1 || p.R == 2 || p.R == 4);
+}
+
+size_t states_smem_bytes(const Mamba3StepParams& p) { return sizeof(float) * states_layout(p).total; }
+size_t outputs_smem_bytes(const Mamba3StepParams& p) { return sizeof(float) * outputs_layout(p).total; }
+
+// The workspace: angle starts [chunks, H, S] | chunk states [chunks, H, P, N] | chunk decay [chunks, H].
+struct Workspace {
+  float *angles, *chunk_states, *chunk_decay;
+  size_t bytes;
+};
+
+size_t aligned_256(size_t bytes) { return (bytes + 255) / 256 * 256; }
+
+Workspace carve(const Mamba3StepParams& p, int tokens, void* base) {
+  const int chunks = chunk_count(p, tokens);
+  const size_t angles = aligned_256(sizeof(float) * static_cast<size_t>(chunks) * p.H * p.S);
+  const size_t states = aligned_256(sizeof(float) * static_cast<size_t>(chunks) * p.H * p.P * p.N);
+  const size_t decay = aligned_256(sizeof(float) * static_cast<size_t>(chunks) * p.H);
+  char* b = static_cast<char*>(base);
+  return {reinterpret_cast<float*>(b), reinterpret_cast<float*>(b + angles),
+          reinterpret_cast<float*>(b + angles + states), angles + states + decay};
+}
+
+template <class Kernel>
+cudaError_t allow_shared_memory(Kernel kernel, size_t bytes) {
+  return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
+}
+
+}  // namespace
+
+bool chunked_prefill_fits(const Mamba3StepParams& p, int device) {
+  if (!shapes_fit(p)) return false;
+  int most = 0;
+  if (cudaDeviceGetAttribute(&most, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) != cudaSuccess) return false;
+  return states_smem_bytes(p) <= static_cast<size_t>(most) && outputs_smem_bytes(p) <= static_cast<size_t>(most);
+}
+
+size_t chunked_prefill_workspace_bytes(const Mamba3StepParams& p, int max_tokens) {
+  return shapes_fit(p) && max_tokens > 0 ? carve(p, max_tokens, nullptr).bytes : 0;
+}
+
+cudaError_t mamba3_chunked_prefill(const Mamba3StepParams& p, int tokens, const float* proj, float* state, float* y,
+                                   void* workspace, cudaStream_t stream) {
+  if (!shapes_fit(p) || tokens < 0) return cudaErrorInvalidValue;
+  if (tokens == 0) return cudaSuccess;
+  if (!proj || !state || !y || !workspace) return cudaErrorInvalidValue;
+  const Workspace ws = carve(p, tokens, workspace);
+  const int chunks = chunk_count(p, tokens);
+
+  const dim3 grid(static_cast<unsigned>(chunks), static_cast<unsigned>(p.H));
+  if (p.S > 0) {
+    const int threads = std::min(kTotalsGroups * p.S + kWarpSize - 1, 1024) / kWarpSize * kWarpSize;
+    angle_totals_kernel<<<grid, threads, sizeof(double) * kTotalsGroups * p.S, stream>>>(p, tokens, proj, ws.angles);
+    if (const cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
+    angle_starts_kernel<<<(p.H * p.S + kAngleThreads - 1) / kAngleThreads, kAngleThreads, 0, stream>>>(p, chunks, state,
+                                                                                                   ws.angles);
+    if (const cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
+  }
+  const size_t states_smem = states_smem_bytes(p), outputs_smem = outputs_smem_bytes(p);
+  if (const cudaError_t e = allow_shared_memory(chunk_states_kernel, states_smem); e != cudaSuccess) return e;
+  if (const cudaError_t e = allow_shared_memory(chunk_outputs_kernel, outputs_smem); e != cudaSuccess) return e;
+  chunk_states_kernel<<<grid, kChunkThreads, states_smem, stream>>>(p, tokens, proj, ws.angles, ws.chunk_states,
+                                                                     ws.chunk_decay);
+  if (const cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
+  const int64_t quads = static_cast<int64_t>(p.H) * p.P * p.N / 4;
+  state_passing_kernel<<<static_cast<unsigned>((quads + kPassingThreads - 1) / kPassingThreads), kPassingThreads, 0,
+                         stream>>>(p, chunks, proj, state, ws.chunk_states, ws.chunk_decay);
+  if (const cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
+  chunk_outputs_kernel<<<grid, kChunkThreads, outputs_smem, stream>>>(p, tokens, proj, ws.angles, ws.chunk_states,
+                                                                       state, y);
+  return cudaGetLastError();
+}
+
+}  // namespace m3::cuda
