@@ -36,6 +36,9 @@ namespace wmma = nvcuda::wmma;
 // beat 64, which halve the blocks an SM holds and double each block's serial steps.
 constexpr int kChunkRows = 32;
 constexpr int kChunkThreads = 256;
+// Blocks an SM keeps of the chunk kernels: their shared memory allows 4, and capping the
+// registers at 64 a thread lets the register file hold 4 as well.
+constexpr int kChunkBlocksPerSm = 4;
 constexpr int kChunkWarps = kChunkThreads / kWarpSize;
 constexpr int kTile = 16;  // wmma tile rows and columns
 constexpr int kStep = 8;   // wmma depth for tf32
@@ -255,7 +258,7 @@ __device__ void tf32_product(const float* a, int lda, const float* b, int ldb, f
       wmma::load_matrix_sync(acc, c + i0 * ldc + j0, ldc, wmma::mem_row_major);
     else
       wmma::fill_fragment(acc, 0.0f);
-#pragma unroll 2
+#pragma unroll 4
     for (int k0 = 0; k0 < depth; k0 += kStep) {
       wmma::fragment<wmma::matrix_a, kTile, kTile, kStep, wmma::precision::tf32, LayoutA> fa;
       wmma::fragment<wmma::matrix_b, kTile, kTile, kStep, wmma::precision::tf32, LayoutB> fb;
@@ -344,7 +347,7 @@ __host__ __device__ StatesLayout states_layout(const Mamba3StepParams& p) {
   return l;
 }
 
-__global__ void __launch_bounds__(kChunkThreads)
+__global__ void __launch_bounds__(kChunkThreads, kChunkBlocksPerSm)
     chunk_states_kernel(const Mamba3StepParams p, int tokens, const float* proj, const float* start_angles,
                         float* chunk_states, float* chunk_decay) {
   extern __shared__ __align__(128) float smem[];
@@ -442,7 +445,7 @@ __host__ __device__ OutputsLayout outputs_layout(const Mamba3StepParams& p) {
   return l;
 }
 
-__global__ void __launch_bounds__(kChunkThreads)
+__global__ void __launch_bounds__(kChunkThreads, kChunkBlocksPerSm)
     chunk_outputs_kernel(const Mamba3StepParams p, int tokens, const float* proj, const float* start_angles,
                          const float* chunk_states, float* state, float* y) {
   extern __shared__ __align__(128) float smem[];
