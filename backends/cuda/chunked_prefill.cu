@@ -543,8 +543,10 @@ __global__ void __launch_bounds__(kChunkThreads, kChunkBlocksPerSm)
 // ---------------------------------------------------------------------------------------
 // Host side.
 
+// Also: the state passing moves the layer's ssm state in 16-byte pieces.
 bool shapes_fit(const Mamba3StepParams& p) {
-  return step_params_valid(p) && p.P % kTile == 0 && p.N % kTile == 0 && (p.R == 1 || p.R == 2 || p.R == 4);
+  return step_params_valid(p) && p.P % kTile == 0 && p.N % kTile == 0 && (p.R == 1 || p.R == 2 || p.R == 4) &&
+         p.off_ssm % 4 == 0;
 }
 
 size_t states_smem_bytes(const Mamba3StepParams& p) { return sizeof(float) * states_layout(p).total; }

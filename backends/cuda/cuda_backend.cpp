@@ -413,11 +413,13 @@ CudaBackend::CudaBackend(const ModelConfig& config, const ModelWeights& weights,
   m.host_slot_ptrs = std::make_unique<PinnedBuffer>(static_cast<std::size_t>(kMaxRows) * sizeof(float*));
   m.host_logits = std::make_unique<PinnedBuffer>(static_cast<std::size_t>(kLogitRows * c.vocab_padded) * sizeof(float));
 
-  // Every layer has the same shapes: the first one decides.
   const char* prefill_kind = std::getenv("MAMBA3RT_CUDA_PREFILL");
   const bool force_sequential = prefill_kind && std::strcmp(prefill_kind, "sequential") == 0;
   const bool force_chunked = prefill_kind && std::strcmp(prefill_kind, "chunked") == 0;
-  if (!m.layers.empty() && !force_sequential && cuda::chunked_prefill_fits(m.layers[0].step, m.device) &&
+  const bool every_layer_fits = std::all_of(m.layers.begin(), m.layers.end(), [&](const DeviceLayer& L) {
+    return cuda::chunked_prefill_fits(L.step, m.device);
+  });
+  if (!m.layers.empty() && !force_sequential && every_layer_fits &&
       (force_chunked || m.layers[0].in_proj.type != DeviceType::F32)) {
     m.chunked_prefill = true;
     m.prefill_workspace =
