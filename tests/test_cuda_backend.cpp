@@ -1,6 +1,7 @@
 // The CUDA backend against the CPU backends on random models: the CPU parity suite's small
 // and odd configs, realistic head sizes (P = 64, N = 128), prefills longer than a pass
-// (1024 rows) and of 8k tokens, and batches of 1 to 256 sessions of different lengths.
+// (1024 rows) and of 8k tokens, both prefill kernels (token by token, and chunked for
+// bf16/f16), and batches of 1 to 256 sessions of different lengths.
 // Needs a CUDA device and the module (libmamba3rt_cuda.so, found through
 // MAMBA3RT_CUDA_MODULE, which CTest sets); skipped with the reason elsewhere (CI).
 #include <gtest/gtest.h>
