@@ -570,11 +570,6 @@ Workspace carve(const Mamba3StepParams& p, int tokens, void* base) {
           reinterpret_cast<float*>(b + angles + states), angles + states + decay};
 }
 
-template <class Kernel>
-cudaError_t allow_shared_memory(Kernel kernel, size_t bytes) {
-  return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
-}
-
 }  // namespace
 
 bool chunked_prefill_fits(const Mamba3StepParams& p, int device) {

@@ -1,11 +1,15 @@
 // Device versions of the scalar math every Mamba-3 step shares (spec §3-4), written to
 // round like backends/cpu/mamba3_scalar_math.h: accurate expf/log1pf/tanhf/fmodf, never
 // the fast-math intrinsics, so the CUDA backend tracks the CPU one to float rounding.
-// Also the warp reductions and the storage-type conversions the kernels share.
+// Also the warp reductions and the storage-type conversions the kernels share, and the
+// shared-memory opt-in their launchers share.
 #pragma once
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstddef>
 
 namespace m3::cuda {
 
@@ -123,6 +127,14 @@ __device__ __forceinline__ __half from_float<__half>(float v) {
 template <>
 __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
   return __float2bfloat16_rn(v);
+}
+
+// Kernels asking for more than the default 48 KB of dynamic shared memory must say so first.
+template <class Kernel>
+cudaError_t allow_shared_memory(Kernel kernel, size_t bytes) {
+  constexpr size_t kDefaultLimit = 48 * 1024;
+  if (bytes <= kDefaultLimit) return cudaSuccess;
+  return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
 }
 
 }  // namespace m3::cuda

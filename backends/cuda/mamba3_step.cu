@@ -705,14 +705,6 @@ int decode_threads(const Mamba3StepParams& p, int rows) {
   return (busy && warps > kBusyDecodeWarps ? kBusyDecodeWarps : warps) * kWarpSize;
 }
 
-// Kernels asking for more than the default 48 KB of shared memory must say so first.
-template <class Kernel>
-cudaError_t allow_shared_memory(Kernel kernel, size_t bytes) {
-  constexpr size_t kDefaultLimit = 48 * 1024;
-  if (bytes <= kDefaultLimit) return cudaSuccess;
-  return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
-}
-
 template <int kColsPerLane>
 cudaError_t launch_decode(const Mamba3StepParams& p, int rows, const float* proj, float* const* states, float* y,
                           cudaStream_t stream) {
