@@ -56,6 +56,7 @@ using ReleaseWeightPages = std::function<void(const void* data, std::size_t byte
 struct BackendOptions {
   int threads = 0;  // CPU threads; 0 = MAMBA3RT_THREADS or one per core
   ReleaseWeightPages release_weight_pages;  // may be empty
+  std::string device;  // GPU backends: a device index or part of its name; empty = the best
 };
 
 // How a backend's prefill splits n tokens into passes of at most max_rows rows and where each

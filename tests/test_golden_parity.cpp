@@ -142,7 +142,7 @@ std::string case_label(const ::testing::TestParamInfo<std::tuple<std::string, st
 std::vector<GoldenParam> all_backend_cases() {
   std::vector<GoldenParam> v;
   for (const auto& [c, mode] : all_cases())
-    for (m3_backend b : {M3_BACKEND_CPU, M3_BACKEND_CPU_REFERENCE, M3_BACKEND_CUDA}) v.emplace_back(c, mode, b);
+    for (m3_backend b : {M3_BACKEND_CPU, M3_BACKEND_CPU_REFERENCE, M3_BACKEND_CUDA, M3_BACKEND_VULKAN}) v.emplace_back(c, mode, b);
   return v;
 }
 

@@ -1,0 +1,132 @@
+// A Vulkan device ready for compute: the instance, the chosen physical device and what it
+// can do, the logical device with one compute queue, and the buffers and command
+// submission the backend builds on. Device choice: discrete > integrated > virtual > CPU
+// (lavapipe), unless a selector (an index into list_devices(), or part of a device's name)
+// says otherwise.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backends/vulkan/vulkan_api.h"
+
+namespace m3::vulkan {
+
+struct DeviceDescription {
+  std::string name;
+  std::string type;  // "discrete GPU", "integrated GPU", "virtual GPU", "CPU", "other"
+  uint32_t api_version = 0;
+  bool usable = false;  // Vulkan 1.1 and a compute queue
+};
+
+// The devices of the system's Vulkan driver(s), in the loader's order; empty with the
+// reason when there is no loader or driver.
+std::vector<DeviceDescription> list_devices(std::string* why);
+
+// What the chosen device offers that the shaders can use (after MAMBA3RT_VULKAN_DISABLE,
+// a comma list of "16bit_storage" and "subgroups", which tests use to force the fallbacks).
+struct DeviceCapabilities {
+  bool storage_16bit = false;        // storageBuffer16BitAccess
+  bool subgroup_arithmetic = false;  // subgroup add in compute shaders
+  uint32_t subgroup_size = 0;
+  uint64_t max_storage_buffer_range = 0;
+  uint32_t max_workgroup_invocations = 0;
+  uint32_t max_shared_memory = 0;
+  uint32_t max_workgroup_count_x = 0;
+  uint64_t device_local_bytes = 0;  // the largest device-local heap
+};
+
+class Context;
+
+// A buffer with its own memory: device-local, or host-visible and mapped.
+class Buffer {
+ public:
+  Buffer() = default;
+  Buffer(Context& ctx, std::size_t bytes, bool host_visible);
+  Buffer(Buffer&& o) noexcept { swap(o); }
+  Buffer& operator=(Buffer&& o) noexcept {
+    swap(o);
+    return *this;
+  }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  ~Buffer();
+
+  VkBuffer handle() const { return buffer_; }
+  std::size_t size() const { return size_; }
+  void* mapped() const { return mapped_; }
+
+ private:
+  void swap(Buffer& o) noexcept;
+  void release();
+  const DeviceApi* api_ = nullptr;
+  VkDevice device_ = VK_NULL_HANDLE;
+  VkBuffer buffer_ = VK_NULL_HANDLE;
+  VkDeviceMemory memory_ = VK_NULL_HANDLE;
+  std::size_t size_ = 0;
+  void* mapped_ = nullptr;
+};
+
+class Context {
+ public:
+  // Throws m3::Error(M3_ERR_BACKEND_UNAVAILABLE) when no device fits; selector may be empty.
+  explicit Context(const std::string& selector);
+  ~Context();
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+
+  const DeviceApi& api() const { return device_api_; }
+  VkDevice device() const { return device_; }
+  const DeviceCapabilities& caps() const { return caps_; }
+  const std::string& device_name() const { return device_name_; }
+
+  // Records commands into the one command buffer, submits them and waits. Throws
+  // m3::Error on a Vulkan error or when the validation layers reported one meanwhile.
+  template <class Record>
+  void run(Record&& record) {
+    begin();
+    record(command_buffer_);
+    submit_and_wait();
+  }
+
+  // Copies between host memory and a device buffer through a staging buffer.
+  void upload(const Buffer& dst, std::size_t dst_offset, const void* src, std::size_t bytes);
+  void download(const Buffer& src, std::size_t src_offset, void* dst, std::size_t bytes);
+
+  // Throws with the messages when the validation layers reported errors.
+  void check_validation();
+
+  uint32_t find_memory_type(uint32_t type_bits, bool host_visible) const;
+
+ private:
+  void begin();
+  void submit_and_wait();
+  void release();
+
+  InstanceApi instance_api_;
+  DeviceApi device_api_;
+  VkInstance instance_ = VK_NULL_HANDLE;
+  VkDebugUtilsMessengerEXT messenger_ = VK_NULL_HANDLE;
+  VkPhysicalDevice physical_ = VK_NULL_HANDLE;
+  VkPhysicalDeviceMemoryProperties memory_{};
+  VkDevice device_ = VK_NULL_HANDLE;
+  VkQueue queue_ = VK_NULL_HANDLE;
+  VkCommandPool command_pool_ = VK_NULL_HANDLE;
+  VkCommandBuffer command_buffer_ = VK_NULL_HANDLE;
+  VkFence fence_ = VK_NULL_HANDLE;
+  DeviceCapabilities caps_;
+  std::string device_name_;
+  std::unique_ptr<Buffer> staging_;
+
+ public:
+  // Errors the validation layers reported (MAMBA3RT_VULKAN_VALIDATION=1), not yet thrown.
+  std::vector<std::string> validation_errors;
+};
+
+// Checks a VkResult; throws m3::Error naming the call.
+void check(VkResult r, const char* what);
+
+}  // namespace m3::vulkan
