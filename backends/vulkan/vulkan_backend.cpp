@@ -385,6 +385,19 @@ VulkanBackend::~VulkanBackend() = default;
 
 std::string VulkanBackend::device_name() const { return impl_->ctx->device_name(); }
 
+std::vector<std::string> VulkanBackend::pipelines() const {
+  std::vector<std::string> names;
+  auto add = [&](const std::unique_ptr<Pipeline>& p) {
+    if (p) names.push_back(p->shader().name);
+  };
+  for (const auto* table : {impl_->embed, impl_->matvec, impl_->matmul})
+    for (int t = 0; t < kTypeCount; ++t) add(table[t]);
+  add(impl_->rms_norm);
+  add(impl_->gated_silu);
+  add(impl_->step);
+  return names;
+}
+
 std::unique_ptr<StateSlot> VulkanBackend::create_slot() {
   std::lock_guard<std::mutex> lock(run_mutex_);
   Impl& m = *impl_;

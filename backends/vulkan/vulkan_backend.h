@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "src/backend.h"
 
@@ -33,6 +34,8 @@ class VulkanBackend final : public Backend {
 
   // The device the backend runs on, e.g. "llvmpipe (LLVM 15.0.6, 256 bits)".
   std::string device_name() const;
+  // The shader variants the backend made pipelines of (tests check that the fallbacks run).
+  std::vector<std::string> pipelines() const;
 
   // M3_OK when a usable Vulkan device exists, else the reason.
   static m3_status availability(std::string* why);
