@@ -139,6 +139,14 @@ M3_API void m3_model_params_destroy(m3_model_params* params); /* NULL is a no-op
 M3_API m3_status m3_model_params_set_backend(m3_model_params* params, m3_backend backend);
 M3_API m3_status m3_model_params_set_a_activation(m3_model_params* params,
                                                   m3_a_activation activation);
+/* [experimental] Which device a GPU backend runs on: a decimal index in the order the backend
+ * lists them, or a case-insensitive part of the device's name (e.g. "llvmpipe", "NVIDIA").
+ * NULL or "" = the backend's choice (Vulkan: discrete > integrated > virtual > CPU; Vulkan also
+ * reads $MAMBA3RT_VULKAN_DEVICE when none is set here). The CUDA backend takes indices only.
+ * The CPU backends ignore it. A selector that matches no device makes m3_model_load fail with
+ * M3_ERR_BACKEND_UNAVAILABLE, the message listing the devices. At most 255 bytes; the string is
+ * copied. m3_model_device_name tells which device was picked. */
+M3_API m3_status m3_model_params_set_device(m3_model_params* params, const char* device);
 /* [stable] Worker threads of the CPU backend (the calling thread counts as one of them).
  * 0 (the default) means one per online CPU core; the MAMBA3RT_THREADS environment variable,
  * when set, replaces the default but not an explicit value. Other backends ignore it.
@@ -199,6 +207,12 @@ typedef enum m3_model_info_key M3_ENUM_BASE {
 
 /* [stable] Query one integer property of a model. Thread safety: any thread, concurrently. */
 M3_API m3_status m3_model_info(const m3_model* model, m3_model_info_key key, int64_t* out_value);
+
+/* [experimental] The name of the device the model runs on, e.g. "NVIDIA H100 80GB HBM3" or
+ * "llvmpipe (LLVM 15.0.6, 256 bits)" ("CPU" for the CPU backends). Two-call pattern on *out_len
+ * (bytes, no terminator written). Thread safety: any thread, concurrently. */
+M3_API m3_status m3_model_device_name(const m3_model* model, char* out_name, size_t capacity,
+                                      size_t* out_len);
 
 /* ------------------------------------------------------------------------------------ */
 /* Sessions: one recurrent state each                                                    */

@@ -32,6 +32,8 @@ class Backend {
   virtual m3_backend kind() const = 0;
   // CPU threads the backend computes with (1 for device backends).
   virtual int threads() const { return 1; }
+  // The device it computes on, as its driver names it ("CPU" for the CPU backends).
+  virtual std::string device_name() const { return "CPU"; }
 
   // A new slot holding the zero state.
   virtual std::unique_ptr<StateSlot> create_slot() = 0;

@@ -2,6 +2,8 @@
 // and a failed call leaves the session as it was.
 #include <gtest/gtest.h>
 
+#include <cctype>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -398,6 +400,146 @@ TEST(Backends, UnavailableBackendsSayWhy) {
     EXPECT_EQ(m, nullptr);
     m3_model_params_destroy(p);
   }
+}
+
+// --- device selection (m3_model_params_set_device, m3_model_device_name) -------------------
+
+// Loads kSiso on `backend` with `device` as the selector; returns the status, *out the model.
+m3_status load_on(m3_backend backend, const char* device, m3_model** out) {
+  m3_model_params* p = nullptr;
+  EXPECT_EQ(m3_model_params_create(&p), M3_OK);
+  EXPECT_EQ(m3_model_params_set_backend(p, backend), M3_OK);
+  EXPECT_EQ(m3_model_params_set_device(p, device), M3_OK) << m3_last_error();
+  *out = nullptr;
+  const m3_status s = m3_model_load(kSiso.c_str(), p, out);
+  m3_model_params_destroy(p);
+  return s;
+}
+
+std::string device_name_of(const m3_model* model) {
+  size_t len = 0;
+  EXPECT_EQ(m3_model_device_name(model, nullptr, 0, &len), M3_ERR_BUFFER_TOO_SMALL);
+  std::string name(len, '\0');
+  EXPECT_EQ(m3_model_device_name(model, name.data(), name.size(), &len), M3_OK) << m3_last_error();
+  EXPECT_EQ(len, name.size());
+  return name;
+}
+
+// The reason a Vulkan test skips, or "" when the backend runs here.
+std::string vulkan_skip_reason() {
+  if (m3_backend_available(M3_BACKEND_VULKAN) == M3_OK) return "";
+  return std::string("the Vulkan backend cannot run here: ") + m3_last_error();
+}
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+TEST(DeviceSelection, NullParamsAndOverlongSelectorsAreRejected) {
+  EXPECT_EQ(m3_model_params_set_device(nullptr, "0"), M3_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(m3_last_error()).find("params"), std::string::npos) << m3_last_error();
+  m3_model_params* p = nullptr;
+  ASSERT_EQ(m3_model_params_create(&p), M3_OK);
+  const std::string longest(255, 'x');
+  EXPECT_EQ(m3_model_params_set_device(p, longest.c_str()), M3_OK) << m3_last_error();
+  const std::string too_long(256, 'x');
+  EXPECT_EQ(m3_model_params_set_device(p, too_long.c_str()), M3_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(m3_last_error()).find("255 bytes"), std::string::npos) << m3_last_error();
+  const std::string much_too_long(1 << 20, 'y');
+  EXPECT_EQ(m3_model_params_set_device(p, much_too_long.c_str()), M3_ERR_INVALID_ARGUMENT);
+  // NULL and "" reset to the backend's choice.
+  EXPECT_EQ(m3_model_params_set_device(p, nullptr), M3_OK);
+  EXPECT_EQ(m3_model_params_set_device(p, ""), M3_OK);
+  m3_model_params_destroy(p);
+}
+
+TEST(DeviceSelection, DeviceNameFollowsTheTwoCallPattern) {
+  m3_model* m = test::load(kSiso, M3_BACKEND_CPU);
+  ASSERT_NE(m, nullptr);
+  size_t len = 99;
+  char buf[64];
+  EXPECT_EQ(m3_model_device_name(nullptr, buf, sizeof buf, &len), M3_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(m3_last_error()).find("model"), std::string::npos) << m3_last_error();
+  EXPECT_EQ(m3_model_device_name(m, buf, sizeof buf, nullptr), M3_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(m3_model_device_name(m, nullptr, 0, &len), M3_ERR_BUFFER_TOO_SMALL);
+  EXPECT_EQ(len, 3u);
+  EXPECT_EQ(m3_model_device_name(m, buf, 2, &len), M3_ERR_BUFFER_TOO_SMALL);
+  EXPECT_EQ(len, 3u);
+  EXPECT_EQ(m3_model_device_name(m, buf, sizeof buf, &len), M3_OK);
+  EXPECT_EQ(std::string(buf, len), "CPU");
+  m3_model_free(m);
+}
+
+TEST(DeviceSelection, CpuBackendsIgnoreTheDevice) {
+  for (m3_backend b : {M3_BACKEND_CPU, M3_BACKEND_CPU_REFERENCE}) {
+    m3_model* m = nullptr;
+    ASSERT_EQ(load_on(b, "no-such-device", &m), M3_OK) << m3_backend_name(b) << ": " << m3_last_error();
+    EXPECT_NE(test::info(m, M3_INFO_BACKEND), M3_BACKEND_VULKAN);
+    EXPECT_EQ(device_name_of(m), "CPU");
+    m3_model_free(m);
+  }
+}
+
+TEST(DeviceSelection, VulkanSelectorMatchingNothingFailsNamingIt) {
+  if (const std::string why = vulkan_skip_reason(); !why.empty()) GTEST_SKIP() << why;
+  for (const char* selector : {"no-such-gpu-7f3a", "9999"}) {
+    m3_model* m = reinterpret_cast<m3_model*>(0x1);
+    EXPECT_EQ(load_on(M3_BACKEND_VULKAN, selector, &m), M3_ERR_BACKEND_UNAVAILABLE) << selector;
+    EXPECT_EQ(m, nullptr);
+    const std::string message = m3_last_error();
+    EXPECT_NE(message.find(selector), std::string::npos) << message;
+    EXPECT_NE(message.find("devices"), std::string::npos) << "the message lists the devices: " << message;
+  }
+}
+
+TEST(DeviceSelection, VulkanSelectsByIndexAndByNameIgnoringCase) {
+  if (const std::string why = vulkan_skip_reason(); !why.empty()) GTEST_SKIP() << why;
+  m3_model* first = nullptr;
+  ASSERT_EQ(load_on(M3_BACKEND_VULKAN, "0", &first), M3_OK) << m3_last_error();
+  const std::string name = device_name_of(first);
+  ASSERT_FALSE(name.empty());
+  EXPECT_EQ(test::info(first, M3_INFO_BACKEND), M3_BACKEND_VULKAN);
+  m3_session* s = nullptr;
+  ASSERT_EQ(m3_session_create(first, &s), M3_OK);
+  const int32_t tokens[] = {1, 2, 3};
+  std::vector<float> logits(static_cast<std::size_t>(test::info(first, M3_INFO_VOCAB_PADDED)));
+  EXPECT_EQ(m3_session_feed(s, tokens, 3, M3_LOGITS_LAST, logits.data(), logits.size()), M3_OK) << m3_last_error();
+  m3_session_free(s);
+  m3_model_free(first);
+
+  // Part of device 0's name, in other case, picks a device of that name (device 0 is the
+  // first to match). On CI, that is lavapipe: "llvmpipe (LLVM ...)".
+  const std::string word = name.substr(0, name.find(' '));
+  std::string upper = word;
+  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  m3_model* by_name = nullptr;
+  ASSERT_EQ(load_on(M3_BACKEND_VULKAN, upper.c_str(), &by_name), M3_OK) << upper << ": " << m3_last_error();
+  EXPECT_EQ(device_name_of(by_name), name);
+  m3_model_free(by_name);
+
+  if (lower(name).find("llvmpipe") != std::string::npos) {
+    m3_model* lavapipe = nullptr;
+    ASSERT_EQ(load_on(M3_BACKEND_VULKAN, "llvmpipe", &lavapipe), M3_OK) << m3_last_error();
+    EXPECT_NE(lower(device_name_of(lavapipe)).find("llvmpipe"), std::string::npos);
+    m3_model_free(lavapipe);
+  }
+}
+
+TEST(DeviceSelection, VulkanParamsOverrideTheEnvironment) {
+  if (const std::string why = vulkan_skip_reason(); !why.empty()) GTEST_SKIP() << why;
+  const char* old = std::getenv("MAMBA3RT_VULKAN_DEVICE");
+  const std::string saved = old ? old : "";
+  ASSERT_EQ(setenv("MAMBA3RT_VULKAN_DEVICE", "no-such-gpu-from-env", 1), 0);
+  m3_model* m = nullptr;
+  EXPECT_EQ(load_on(M3_BACKEND_VULKAN, nullptr, &m), M3_ERR_BACKEND_UNAVAILABLE);
+  EXPECT_NE(std::string(m3_last_error()).find("no-such-gpu-from-env"), std::string::npos) << m3_last_error();
+  EXPECT_EQ(load_on(M3_BACKEND_VULKAN, "0", &m), M3_OK) << m3_last_error();
+  m3_model_free(m);
+  if (old)
+    setenv("MAMBA3RT_VULKAN_DEVICE", saved.c_str(), 1);
+  else
+    unsetenv("MAMBA3RT_VULKAN_DEVICE");
 }
 
 TEST(Version, AbiAndVersion) {

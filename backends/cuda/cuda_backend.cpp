@@ -122,6 +122,7 @@ struct CudaBackend::Impl {
   const ModelConfig& c;
   const StateLayout& layout;
   int device = 0;
+  std::string device_name;  // cudaDeviceProp::name
   int64_t mlp_hidden = 0;
   cudaStream_t stream = nullptr;
   cublasHandle_t blas = nullptr;
@@ -155,6 +156,7 @@ struct CudaBackend::Impl {
   Impl(const ModelConfig& config, const StateLayout& state_layout) : c(config), layout(state_layout) {}
 
   ~Impl() {
+    cudaSetDevice(device);  // everything below, and the members' memory, belongs to it
     for (auto& [key, exec] : decode_graphs) cudaGraphExecDestroy(exec);
     if (blas) cublasDestroy(blas);
     if (stream) cudaStreamDestroy(stream);
@@ -311,6 +313,34 @@ struct CudaBackend::Impl {
   }
 };
 
+namespace {
+
+// "" when CUDA device `index` can run the backend, else why not.
+std::string unusable_reason(int index, cudaDeviceProp* prop) {
+  *prop = cudaDeviceProp{};
+  const cudaError_t e = cudaGetDeviceProperties(prop, index);
+  if (e != cudaSuccess) return std::string("cudaGetDeviceProperties: ") + cudaGetErrorString(e);
+  if (prop->major < 8)
+    return std::string("compute capability ") + std::to_string(prop->major) + "." + std::to_string(prop->minor) +
+           "; the CUDA backend needs 8.0 or newer";
+  return "";
+}
+
+// "0: NVIDIA H100 80GB HBM3 (sm_90), 1: ..." for error messages.
+std::string list_devices(int count) {
+  std::string listing;
+  for (int i = 0; i < count; ++i) {
+    cudaDeviceProp prop{};
+    const bool known = cudaGetDeviceProperties(&prop, i) == cudaSuccess;
+    listing += (i ? ", " : "") + std::to_string(i) + ": " +
+               (known ? std::string(prop.name) + " (sm_" + std::to_string(prop.major) + std::to_string(prop.minor) + ")"
+                      : std::string("(unknown)"));
+  }
+  return listing;
+}
+
+}  // namespace
+
 m3_status CudaBackend::availability(std::string* why) {
   int count = 0;
   const cudaError_t e = cudaGetDeviceCount(&count);
@@ -324,19 +354,51 @@ m3_status CudaBackend::availability(std::string* why) {
     *why = "no CUDA device";
     return M3_ERR_BACKEND_UNAVAILABLE;
   }
-  cudaDeviceProp prop{};
-  if (cudaGetDeviceProperties(&prop, 0) != cudaSuccess || prop.major < 8) {
-    *why = std::string("CUDA device 0 (") + prop.name + ") has compute capability " + std::to_string(prop.major) + "." +
-           std::to_string(prop.minor) + "; the CUDA backend needs 8.0 or newer";
-    return M3_ERR_BACKEND_UNAVAILABLE;
+  // Usable when one device is (the constructor checks the one it is given).
+  std::string reasons;
+  for (int i = 0; i < count; ++i) {
+    cudaDeviceProp prop{};
+    const std::string reason = unusable_reason(i, &prop);
+    if (reason.empty()) return M3_OK;
+    reasons += (i ? "; " : "") + std::string("CUDA device ") + std::to_string(i) + " (" + prop.name + "): " + reason;
   }
-  return M3_OK;
+  *why = reasons;
+  return M3_ERR_BACKEND_UNAVAILABLE;
 }
 
 CudaBackend::CudaBackend(const ModelConfig& config, const ModelWeights& weights, const StateLayout& layout,
-                         const BackendOptions& /*options*/)
+                         const BackendOptions& options)
     : impl_(std::make_unique<Impl>(config, layout)) {
   Impl& m = *impl_;
+  // The device: options.device as an index into CUDA's order (CUDA_VISIBLE_DEVICES applies),
+  // else the first usable one (device 0 on a machine of one kind of GPU).
+  int count = 0;
+  check(cudaGetDeviceCount(&count), "cudaGetDeviceCount");
+  if (options.device.empty()) {
+    cudaDeviceProp prop{};
+    while (m.device + 1 < count && !unusable_reason(m.device, &prop).empty()) ++m.device;
+  } else {
+    const std::string& sel = options.device;
+    const bool is_index = sel.size() <= 9 && std::all_of(sel.begin(), sel.end(), [](char ch) {
+      return ch >= '0' && ch <= '9';
+    });
+    if (!is_index)
+      fail(M3_ERR_BACKEND_UNAVAILABLE, "CUDA backend: no device \"" + sel +
+                                           "\": the CUDA backend selects devices by index; devices: " +
+                                           list_devices(count));
+    const int index = std::stoi(sel);
+    if (index >= count)
+      fail(M3_ERR_BACKEND_UNAVAILABLE, "CUDA backend: no device " + sel + " (" + std::to_string(count) +
+                                           " CUDA device" + (count == 1 ? "" : "s") + "); devices: " +
+                                           list_devices(count));
+    m.device = index;
+  }
+  cudaDeviceProp prop{};
+  const std::string reason = unusable_reason(m.device, &prop);
+  if (!reason.empty())
+    fail(M3_ERR_BACKEND_UNAVAILABLE,
+         "CUDA backend: device " + std::to_string(m.device) + " (" + prop.name + "): " + reason);
+  m.device_name = prop.name;
   check(cudaSetDevice(m.device), "cudaSetDevice");
   check(cudaStreamCreateWithFlags(&m.stream, cudaStreamNonBlocking), "cudaStreamCreate");
   check(cublasCreate(&m.blas), "cublasCreate");
@@ -428,6 +490,8 @@ CudaBackend::CudaBackend(const ModelConfig& config, const ModelWeights& weights,
 }
 
 CudaBackend::~CudaBackend() = default;
+
+std::string CudaBackend::device_name() const { return impl_->device_name; }
 
 std::unique_ptr<StateSlot> CudaBackend::create_slot() {
   std::lock_guard<std::mutex> lock(run_mutex_);

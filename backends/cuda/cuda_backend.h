@@ -21,6 +21,8 @@ class CudaBackend final : public Backend {
   ~CudaBackend() override;
 
   m3_backend kind() const override { return M3_BACKEND_CUDA; }
+  // cudaDeviceProp::name of the device it runs on, e.g. "NVIDIA H100 80GB HBM3".
+  std::string device_name() const override;
 
   std::unique_ptr<StateSlot> create_slot() override;
   void zero_slot(StateSlot& slot) override;

@@ -11,7 +11,7 @@
 
 namespace m3 {
 
-constexpr int kCudaModuleAbi = 1;
+constexpr int kCudaModuleAbi = 2;  // 2: Backend::device_name(), BackendOptions::device
 
 struct CudaModuleEntry {
   int abi;               // kCudaModuleAbi

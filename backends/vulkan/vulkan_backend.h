@@ -33,7 +33,7 @@ class VulkanBackend final : public Backend {
   void decode(StateSlot* const* slots, const int32_t* tokens, std::size_t n, float* logits) override;
 
   // The device the backend runs on, e.g. "llvmpipe (LLVM 15.0.6, 256 bits)".
-  std::string device_name() const;
+  std::string device_name() const override;
   // The shader variants the backend made pipelines of (tests check that the fallbacks run).
   std::vector<std::string> pipelines() const;
 

@@ -144,6 +144,30 @@ func TestModelInfoAndOptions(t *testing.T) {
 	if _, err := m.Info(InfoKey(999)); err == nil {
 		t.Fatal("an unknown info key was accepted")
 	}
+	if name := must(m.DeviceName()); name != "CPU" {
+		t.Fatalf("device name %q", name)
+	}
+}
+
+func TestDeviceSelection(t *testing.T) {
+	_, err := LoadModel(modelDir(), WithDevice(strings.Repeat("x", 256)))
+	expectError(t, err, StatusInvalidArgument, "255")
+	_, err = LoadModel(modelDir(), WithDevice("a\x00b"))
+	expectError(t, err, StatusInvalidArgument, "NUL")
+	// The CPU backends ignore the device.
+	m := load(t, WithBackend(BackendCPU), WithDevice("no-such-gpu-7f3a"))
+	if name := must(m.DeviceName()); name != "CPU" {
+		t.Fatalf("device name %q", name)
+	}
+	if BackendVulkan.Available() != nil {
+		return
+	}
+	_, err = LoadModel(modelDir(), WithBackend(BackendVulkan), WithDevice("no-such-gpu-7f3a"))
+	expectError(t, err, StatusBackendUnavailable, "no-such-gpu-7f3a")
+	v := load(t, WithBackend(BackendVulkan), WithDevice("0"))
+	if name := must(v.DeviceName()); name == "" {
+		t.Fatal("empty device name")
+	}
 }
 
 func TestTokenizerRoundTrip(t *testing.T) {

@@ -75,7 +75,7 @@ func LoadModel(dir string, options ...ModelOption) (*Model, error) {
 		}
 		defer C.m3_model_params_destroy(params)
 		for _, o := range options {
-			if err := call(o.name, func() C.m3_status { return o.apply(params) }); err != nil {
+			if err := o.apply(params); err != nil {
 				return nil, err
 			}
 		}
@@ -133,6 +133,17 @@ func (m *Model) Info(key InfoKey) (int64, error) {
 func (m *Model) VocabSize() (int, error) {
 	v, err := m.Info(InfoVocabSize)
 	return int(v), err
+}
+
+// DeviceName is the name of the device the model runs on, e.g. "NVIDIA H100 80GB HBM3" or
+// "llvmpipe (LLVM 15.0.6, 256 bits)"; "CPU" for the CPU backends.
+func (m *Model) DeviceName() (string, error) {
+	b, err := twoCallBytes(64, func(buf *C.char, capacity C.size_t, n *C.size_t) error {
+		return m.with("device name", func(p *C.m3_model) C.m3_status {
+			return C.m3_model_device_name(p, buf, capacity, n)
+		})
+	})
+	return string(b), err
 }
 
 // WeightType is how the block matrices are stored.

@@ -46,11 +46,27 @@ m3_model* load_model(const std::string& dir, const Args& args) {
   check(m3_model_params_create(&params), "model params");
   m3_status s = m3_model_params_set_backend(params, backend);
   if (s == M3_OK) s = m3_model_params_set_threads(params, static_cast<int32_t>(threads));
+  if (s == M3_OK) {
+    if (auto device = args.get("device")) s = m3_model_params_set_device(params, device->c_str());
+  }
   m3_model* model = nullptr;
   if (s == M3_OK) s = m3_model_load(dir.c_str(), params, &model);
   m3_model_params_destroy(params);
   check(s, "loading " + dir);
   return model;
+}
+
+std::string device_name(const m3_model* model) {
+  std::string name(64, '\0');
+  size_t len = 0;
+  m3_status s = m3_model_device_name(model, name.data(), name.size(), &len);
+  if (s == M3_ERR_BUFFER_TOO_SMALL) {
+    name.resize(len);
+    s = m3_model_device_name(model, name.data(), name.size(), &len);
+  }
+  check(s, "device name");
+  name.resize(len);
+  return name;
 }
 
 }  // namespace cli

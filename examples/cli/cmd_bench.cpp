@@ -151,8 +151,8 @@ std::string human_count(double n) {
 
 int run_bench(const std::vector<std::string>& argv) {
   Args args(argv,
-            {"model", "config", "dtype", "backend", "threads", "prompt", "gen", "batch", "seed", "reps", "tmp-dir",
-             "keep-model", "bw-buffer-mb", "mem-bw", "fma-peak", "embedding-type"},
+            {"model", "config", "dtype", "backend", "device", "threads", "prompt", "gen", "batch", "seed", "reps",
+             "tmp-dir", "keep-model", "bw-buffer-mb", "mem-bw", "fma-peak", "embedding-type"},
             {"json", "quiet"});
   const long long prompt = args.get_int("prompt", 512);
   const long long gen = args.get_int("gen", 128);
@@ -260,6 +260,7 @@ int run_bench(const std::vector<std::string>& argv) {
   m3_model_info(model.get(), M3_INFO_VOCAB_SIZE, &vocab);
   const auto backend = static_cast<m3_backend>(backend_id);
   const std::string backend_name = m3_backend_name(backend);
+  const std::string device = device_name(model.get());
   const std::string kernel_arch = backend == M3_BACKEND_CPU ? m3::cpu::best_kernel_table().arch
                                   : backend == M3_BACKEND_CPU_REFERENCE ? "scalar"
                                                                         : "";
@@ -385,6 +386,7 @@ int run_bench(const std::vector<std::string>& argv) {
     j["embedding_dtype"] = embedding_dtype.empty() ? Json(nullptr) : Json(embedding_dtype);
     j["backend"] = backend_name;
     j["kernel_arch"] = kernel_arch;
+    j["device"] = device;
     j["threads"] = threads;
     j["cpu"] = cpu_model_name();
     j["n_params"] = cost.n_params;
@@ -440,8 +442,9 @@ int run_bench(const std::vector<std::string>& argv) {
               types.c_str(), human_count(static_cast<double>(cost.n_params)).c_str(),
               human_bytes(static_cast<double>(cost.weight_bytes)).c_str(),
               human_bytes(static_cast<double>(cost.state_bytes)).c_str());
-  std::printf("backend   %s%s%s, %lld threads\n", backend_name.c_str(), kernel_arch.empty() ? "" : " / ",
-              kernel_arch.c_str(), static_cast<long long>(threads));
+  std::printf("backend   %s%s%s, %lld threads%s%s\n", backend_name.c_str(), kernel_arch.empty() ? "" : " / ",
+              kernel_arch.c_str(), static_cast<long long>(threads), device == "CPU" ? "" : ", device ",
+              device == "CPU" ? "" : device.c_str());
   std::printf("machine   %s: memory read %.1f GB/s%s, fp32 FMA peak %.1f GFLOP/s%s\n", cpu_model_name().c_str(), mem_bw,
               given_bw ? " (given)" : "", fma_peak, given_fma ? " (given)" : "");
   if (prompt > 0)

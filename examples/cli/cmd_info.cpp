@@ -8,7 +8,7 @@
 namespace cli {
 
 int run_info(const std::vector<std::string>& argv) {
-  Args args(argv, {"model", "backend", "threads"}, {});
+  Args args(argv, {"model", "backend", "device", "threads"}, {});
   m3_model* model = load_model(args.require("model"), args);
   std::unique_ptr<m3_model, void (*)(m3_model*)> guard(model, m3_model_free);
   auto info = [&](m3_model_info_key key) {
@@ -18,6 +18,7 @@ int run_info(const std::vector<std::string>& argv) {
   };
   std::printf("model:            %s\n", args.require("model").c_str());
   std::printf("backend:          %s\n", m3_backend_name(static_cast<m3_backend>(info(M3_INFO_BACKEND))));
+  std::printf("device:           %s\n", device_name(model).c_str());
   std::printf("variant:          %s%s\n", info(M3_INFO_IS_MIMO) ? "MIMO" : "SISO",
               info(M3_INFO_IS_MIMO) ? (" rank " + std::to_string(info(M3_INFO_MIMO_RANK))).c_str() : "");
   std::printf("layers:           %lld\n", info(M3_INFO_N_LAYER));

@@ -46,7 +46,7 @@ using SessionPtr = std::unique_ptr<m3_session, void (*)(m3_session*)>;
 }  // namespace
 
 int run_logits(const std::vector<std::string>& argv) {
-  Args args(argv, {"model", "tokens", "out", "mode", "backend", "threads"}, {});
+  Args args(argv, {"model", "tokens", "out", "mode", "backend", "device", "threads"}, {});
   const std::string mode = args.get_or("mode", "prefill");
   if (mode != "prefill" && mode != "step" && mode != "split")
     throw UsageError("--mode must be prefill, step or split");

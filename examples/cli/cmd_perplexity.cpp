@@ -16,7 +16,7 @@
 namespace cli {
 
 int run_perplexity(const std::vector<std::string>& argv) {
-  Args args(argv, {"model", "file", "backend", "threads"}, {"json"});
+  Args args(argv, {"model", "file", "backend", "device", "threads"}, {"json"});
   const std::string path = args.require("file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error(path + ": cannot open");

@@ -27,9 +27,11 @@ std::string default_model_dir();
 class Args;
 // The --model option's value, or default_model_dir().
 std::string model_dir_arg(const Args& args);
-// Loads a model with the --backend and --threads options (when given), or throws
+// Loads a model with the --backend, --device and --threads options (when given), or throws
 // std::runtime_error with m3_last_error().
 m3_model* load_model(const std::string& dir, const Args& args);
+// The device the model runs on (m3_model_device_name), e.g. "CPU" or a GPU's name.
+std::string device_name(const m3_model* model);
 // Throws std::runtime_error("<what>: <status>: <m3_last_error()>") when status != M3_OK.
 void check(m3_status status, const std::string& what);
 

@@ -21,8 +21,8 @@ float to_float(const std::string& name, const std::string& v) {
 }  // namespace
 
 std::set<std::string> generation_value_options() {
-  return {"model", "backend", "threads", "n", "temp", "top-k", "top-p", "min-p", "repeat-penalty", "repeat-last-n",
-          "presence-penalty", "frequency-penalty", "seed", "stop"};
+  return {"model", "backend", "device", "threads", "n", "temp", "top-k", "top-p", "min-p", "repeat-penalty",
+          "repeat-last-n", "presence-penalty", "frequency-penalty", "seed", "stop"};
 }
 
 std::set<std::string> generation_flag_options() { return {"greedy", "ignore-eos"}; }

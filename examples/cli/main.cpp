@@ -17,20 +17,22 @@ struct Command {
 };
 
 const Command kCommands[] = {
-    {"info", cli::run_info, "info --model DIR [--backend auto|cpu|cpu-reference|vulkan|cuda] [--threads N]"},
+    {"info", cli::run_info,
+     "info --model DIR [--backend auto|cpu|cpu-reference|vulkan|cuda] [--device SEL] [--threads N]"},
     {"logits", cli::run_logits,
      "logits --model DIR --tokens IN.safetensors --out OUT.safetensors [--mode prefill|step|split] "
-     "[--backend B] [--threads N]"},
+     "[--backend B] [--device SEL] [--threads N]"},
     {"generate", cli::run_generate,
      "generate [--model DIR] --prompt TEXT [-n N] [--temp T --top-k K --top-p P --min-p M --repeat-penalty R "
      "[--repeat-last-n N] --presence-penalty X --frequency-penalty X --seed S | --greedy] [--stop TEXT] "
-     "[--ignore-eos] [--backend B] [--threads N]"},
+     "[--ignore-eos] [--backend B] [--device SEL] [--threads N]"},
     {"chat", cli::run_chat, "chat [--model DIR] [sampling options as for generate] [-n N per answer]"},
-    {"perplexity", cli::run_perplexity, "perplexity [--model DIR] --file TEXT_FILE [--json] [--backend B] [--threads N]"},
+    {"perplexity", cli::run_perplexity,
+     "perplexity [--model DIR] --file TEXT_FILE [--json] [--backend B] [--device SEL] [--threads N]"},
     {"bench", cli::run_bench,
      "bench (--model DIR | --config FILE.json [--dtype f32|f16|bf16|int8|q4]) [--prompt N] [--gen M] [--batch B] "
-     "[--backend B] [--threads N] [--reps R] [--seed S] [--json] [--quiet] [--mem-bw GB/s] [--fma-peak GFLOP/s] "
-     "[--bw-buffer-mb MB] [--tmp-dir DIR] [--keep-model DIR]"},
+     "[--backend B] [--device SEL] [--threads N] [--reps R] [--seed S] [--json] [--quiet] [--mem-bw GB/s] "
+     "[--fma-peak GFLOP/s] [--bw-buffer-mb MB] [--tmp-dir DIR] [--keep-model DIR]"},
     {"quantize", cli::run_quantize,
      "quantize --model DIR --type f32|f16|bf16|int8|q4 --out DIR2 [--embedding-type T] [--force]"},
     {"tokenize", cli::run_tokenize, "tokenize (--model DIR | --tokenizer FILE.json) (--text T | --file F) [--special]"},
@@ -39,6 +41,10 @@ const Command kCommands[] = {
 void print_usage(FILE* out) {
   std::fprintf(out, "mamba3rt %s — run Mamba-3 language models\n\nusage:\n", m3_version());
   for (const Command& c : kCommands) std::fprintf(out, "  mamba3rt %s\n", c.usage);
+  std::fprintf(out,
+               "\n--device SEL: the GPU a vulkan or cuda backend runs on: an index in the backend's order, or\n"
+               "(vulkan) a case-insensitive part of the device's name, e.g. llvmpipe; the CPU backends ignore it.\n"
+               "`mamba3rt info --backend vulkan --device SEL` shows which device that is.\n");
 }
 
 }  // namespace

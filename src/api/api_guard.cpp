@@ -1,6 +1,7 @@
 #include "api/api_guard.h"
 
 #include <atomic>
+#include <cstring>
 #include <new>
 
 #include "common/error.h"
@@ -27,6 +28,13 @@ const char* last_error() { return t_last_error.c_str(); }
 
 void require_non_null(const void* p, const char* what) {
   if (!p) throw m3::Error(M3_ERR_INVALID_ARGUMENT, std::string(what) + " is NULL");
+}
+
+void copy_out(const std::string& bytes, char* out, size_t capacity, size_t* out_len, const char* what) {
+  *out_len = bytes.size();
+  if (bytes.size() > capacity || (!out && !bytes.empty()))
+    throw m3::Error(M3_ERR_BUFFER_TOO_SMALL, std::string(what) + " needs " + std::to_string(bytes.size()) + " bytes");
+  if (!bytes.empty()) std::memcpy(out, bytes.data(), bytes.size());
 }
 
 m3_status handle_current_exception() {

@@ -2,6 +2,7 @@
 // that no C++ exception ever crosses the C ABI.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -26,6 +27,10 @@ template <class T>
 void require(const T* p, const char* what) {
   require_non_null(static_cast<const void*>(p), what);
 }
+
+// Two-call pattern for byte output: *out_len = bytes.size(); copies them to out when they fit
+// in capacity, else throws M3_ERR_BUFFER_TOO_SMALL "<what> needs N bytes".
+void copy_out(const std::string& bytes, char* out, size_t capacity, size_t* out_len, const char* what);
 
 // Runs body (which returns void); returns M3_OK or the status of what it threw.
 template <class Body>

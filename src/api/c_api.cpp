@@ -1,5 +1,6 @@
 // The extern "C" layer: handle checks, argument checks and error reporting only; the
 // work is done by m3::Model and m3::Session.
+#include <cstring>
 #include <memory>
 #include <set>
 #include <string>
@@ -99,6 +100,17 @@ m3_status m3_model_params_set_backend(m3_model_params* params, m3_backend backen
   });
 }
 
+m3_status m3_model_params_set_device(m3_model_params* params, const char* device) {
+  return guarded([&] {
+    require(params, "params");
+    constexpr std::size_t kMaxDevice = 255;
+    const std::size_t len = device ? strnlen(device, kMaxDevice + 1) : 0;
+    if (len > kMaxDevice)
+      fail(M3_ERR_INVALID_ARGUMENT, "device selector is longer than " + std::to_string(kMaxDevice) + " bytes");
+    params->options.device.assign(device ? device : "", len);
+  });
+}
+
 m3_status m3_model_params_set_threads(m3_model_params* params, int32_t n_threads) {
   return guarded([&] {
     require(params, "params");
@@ -173,6 +185,14 @@ m3_status m3_model_info(const m3_model* model, m3_model_info_key key, int64_t* o
       default: fail(M3_ERR_INVALID_ARGUMENT, "unknown model info key " + std::to_string(static_cast<int>(key)));
     }
     *out_value = v;
+  });
+}
+
+m3_status m3_model_device_name(const m3_model* model, char* out_name, size_t capacity, size_t* out_len) {
+  return guarded([&] {
+    require(model, "model");
+    require(out_len, "out_len");
+    m3::api::copy_out(model->model->backend().device_name(), out_name, capacity, out_len, "device name");
   });
 }
 

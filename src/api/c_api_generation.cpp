@@ -1,7 +1,6 @@
 // The extern "C" layer for tokenizers and generation: handle and argument checks only;
 // the work is done by m3::Tokenizer and m3::Generation.
 #include <cmath>
-#include <cstring>
 #include <string>
 
 #include "api/api_guard.h"
@@ -12,20 +11,13 @@
 namespace {
 
 using m3::fail;
+using m3::api::copy_out;
 using m3::api::guarded;
 using m3::api::require;
 
 const m3::Tokenizer& tokenizer_of(const m3_tokenizer* t) {
   require(t, "tokenizer");
   return *t->tokenizer;
-}
-
-// Two-call pattern for byte output.
-void copy_out(const std::string& bytes, char* out, size_t capacity, size_t* out_len, const char* what) {
-  *out_len = bytes.size();
-  if (bytes.size() > capacity || (!out && !bytes.empty()))
-    fail(M3_ERR_BUFFER_TOO_SMALL, std::string(what) + " needs " + std::to_string(bytes.size()) + " bytes");
-  if (!bytes.empty()) std::memcpy(out, bytes.data(), bytes.size());
 }
 
 m3::GenerationParams& params_of(m3_gen_params* p) {

@@ -80,6 +80,7 @@ std::unique_ptr<Model> Model::load(const std::string& dir, const LoadOptions& op
 
   BackendOptions backend_options;
   backend_options.threads = options.threads;
+  backend_options.device = options.device;
   backend_options.release_weight_pages = [file = m->file_.get()](const void* p, std::size_t n) {
     file->release_pages(p, n);
   };

@@ -22,6 +22,7 @@ struct LoadOptions {
   m3_backend backend = M3_BACKEND_AUTO;
   m3_a_activation a_activation = M3_A_ACTIVATION_FROM_CONFIG;
   int threads = 0;  // CPU threads; 0 = MAMBA3RT_THREADS or one per core
+  std::string device;  // GPU backends: a device index or part of its name; empty = the best
 };
 
 class Model {

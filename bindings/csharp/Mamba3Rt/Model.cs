@@ -68,6 +68,24 @@ namespace Mamba3Rt
         /// <summary>Floats per logits row.</summary>
         public int VocabPadded => checked((int)Info(InfoKey.VocabPadded));
 
+        /// <summary>
+        /// The name of the device the model runs on, e.g. "NVIDIA H100 80GB HBM3" or
+        /// "llvmpipe (LLVM 15.0.6, 256 bits)"; "CPU" for the CPU backends.
+        /// </summary>
+        public string DeviceName
+        {
+            get
+            {
+                byte[] name = Buffers.TwoCall<byte>(64, (buffer, capacity) =>
+                {
+                    UIntPtr n;
+                    Status s = NativeMethods.m3_model_device_name(Live(), buffer, capacity, out n);
+                    return Tuple.Create(s, n);
+                });
+                return System.Text.Encoding.UTF8.GetString(name);
+            }
+        }
+
         /// <summary>How the block matrices are stored.</summary>
         public WeightType WeightType => (WeightType)Info(InfoKey.WeightType);
 

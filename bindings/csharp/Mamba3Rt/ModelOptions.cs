@@ -9,6 +9,16 @@ namespace Mamba3Rt
         /// <summary>The backend to run on.</summary>
         public Backend? Backend { get; set; }
 
+        /// <summary>
+        /// Which device a GPU backend runs on: a decimal index in the order the backend lists
+        /// them, or a case-insensitive part of the device's name (e.g. "llvmpipe", "NVIDIA"; the
+        /// CUDA backend takes indices only). Null or "" is the backend's choice; the CPU backends
+        /// ignore it. A selector that matches no device makes <see cref="Model.Load"/> fail with
+        /// <see cref="Status.BackendUnavailable"/>; <see cref="Model.DeviceName"/> tells which
+        /// device was picked. At most 255 bytes of UTF-8.
+        /// </summary>
+        public string Device { get; set; }
+
         /// <summary>CPU worker threads (the calling thread counts as one); 0 means one per core.</summary>
         public int? Threads { get; set; }
 
@@ -23,6 +33,7 @@ namespace Mamba3Rt
             try
             {
                 if (Backend.HasValue) Mamba3RtException.Check(NativeMethods.m3_model_params_set_backend(handle, Backend.Value));
+                if (Device != null) Mamba3RtException.Check(NativeMethods.m3_model_params_set_device(handle, Utf8.NulTerminated(Device, "device")));
                 if (Threads.HasValue) Mamba3RtException.Check(NativeMethods.m3_model_params_set_threads(handle, Threads.Value));
                 if (AActivation.HasValue) Mamba3RtException.Check(NativeMethods.m3_model_params_set_a_activation(handle, AActivation.Value));
                 return handle;

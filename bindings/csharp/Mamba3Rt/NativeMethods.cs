@@ -33,12 +33,14 @@ namespace Mamba3Rt
         [DllImport(Library, CallingConvention = Cdecl)] internal static extern Status m3_model_params_create(out ModelParamsHandle outParams);
         [DllImport(Library, CallingConvention = Cdecl)] internal static extern void m3_model_params_destroy(IntPtr parameters);
         [DllImport(Library, CallingConvention = Cdecl)] internal static extern Status m3_model_params_set_backend(ModelParamsHandle parameters, Backend backend);
+        [DllImport(Library, CallingConvention = Cdecl)] internal static extern Status m3_model_params_set_device(ModelParamsHandle parameters, byte[] device);
         [DllImport(Library, CallingConvention = Cdecl)] internal static extern Status m3_model_params_set_a_activation(ModelParamsHandle parameters, AActivation activation);
         [DllImport(Library, CallingConvention = Cdecl)] internal static extern Status m3_model_params_set_threads(ModelParamsHandle parameters, int nThreads);
         [DllImport(Library, CallingConvention = Cdecl)] internal static extern Status m3_model_load(byte[] modelDir, ModelParamsHandle parameters, out ModelHandle outModel);
         [DllImport(Library, CallingConvention = Cdecl)] internal static extern Status m3_model_load(byte[] modelDir, IntPtr parameters, out ModelHandle outModel);
         [DllImport(Library, CallingConvention = Cdecl)] internal static extern void m3_model_free(IntPtr model);
         [DllImport(Library, CallingConvention = Cdecl)] internal static extern Status m3_model_info(ModelHandle model, InfoKey key, out long outValue);
+        [DllImport(Library, CallingConvention = Cdecl)] internal static extern Status m3_model_device_name(ModelHandle model, [Out] byte[] outName, UIntPtr capacity, out UIntPtr outLen);
 
         // Sessions
         [DllImport(Library, CallingConvention = Cdecl)] internal static extern Status m3_session_create(ModelHandle model, out SessionHandle outSession);

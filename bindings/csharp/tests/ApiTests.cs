@@ -64,7 +64,23 @@ namespace Mamba3Rt.Tests
                     Assert.True(model.VocabSize > 0 && model.VocabPadded >= model.VocabSize, "vocabulary sizes");
                     Assert.True(model.Info(InfoKey.StateBlobBytes) > model.Info(InfoKey.StateBytes), "blob bigger than state");
                     Assert.Fails(Status.InvalidArgument, "info key", () => model.Info((InfoKey)999), "unknown key");
+                    Assert.Equal("CPU", model.DeviceName, "device name");
                 }
+            });
+
+            yield return Case("model: device selection", () =>
+            {
+                Assert.Fails(Status.InvalidArgument, "255", () => Model.Load(Paths.ModelDir, new ModelOptions { Device = new string('x', 256) }), "long device");
+                Assert.Fails(Status.InvalidArgument, "NUL", () => Model.Load(Paths.ModelDir, new ModelOptions { Device = "a\0b" }), "NUL in a device");
+                // The CPU backends ignore the device.
+                using (var model = Model.Load(Paths.ModelDir, new ModelOptions { Backend = Backend.Cpu, Device = "no-such-gpu-7f3a" }))
+                    Assert.Equal("CPU", model.DeviceName, "CPU device name");
+                bool vulkan = true;
+                try { Library.EnsureBackendAvailable(Backend.Vulkan); } catch (Mamba3RtException) { vulkan = false; }
+                if (!vulkan) return;
+                Assert.Fails(Status.BackendUnavailable, "no-such-gpu-7f3a", () => Model.Load(Paths.ModelDir, new ModelOptions { Backend = Backend.Vulkan, Device = "no-such-gpu-7f3a" }), "unmatched device");
+                using (var model = Model.Load(Paths.ModelDir, new ModelOptions { Backend = Backend.Vulkan, Device = "0" }))
+                    Assert.True(model.DeviceName.Length > 0, "Vulkan device name");
             });
 
             yield return Case("tokenizer: round trip, owned and borrowed", () =>

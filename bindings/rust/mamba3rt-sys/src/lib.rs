@@ -170,11 +170,13 @@ extern "C" {
     pub fn m3_model_params_create(out_params: *mut *mut m3_model_params) -> m3_status;
     pub fn m3_model_params_destroy(params: *mut m3_model_params);
     pub fn m3_model_params_set_backend(params: *mut m3_model_params, backend: m3_backend) -> m3_status;
+    pub fn m3_model_params_set_device(params: *mut m3_model_params, device: *const c_char) -> m3_status;
     pub fn m3_model_params_set_a_activation(params: *mut m3_model_params, activation: m3_a_activation) -> m3_status;
     pub fn m3_model_params_set_threads(params: *mut m3_model_params, n_threads: i32) -> m3_status;
     pub fn m3_model_load(model_dir: *const c_char, params: *const m3_model_params, out_model: *mut *mut m3_model) -> m3_status;
     pub fn m3_model_free(model: *mut m3_model);
     pub fn m3_model_info(model: *const m3_model, key: m3_model_info_key, out_value: *mut i64) -> m3_status;
+    pub fn m3_model_device_name(model: *const m3_model, out_name: *mut c_char, capacity: usize, out_len: *mut usize) -> m3_status;
 
     // Sessions
     pub fn m3_session_create(model: *mut m3_model, out_session: *mut *mut m3_session) -> m3_status;

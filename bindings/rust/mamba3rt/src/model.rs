@@ -1,11 +1,13 @@
 //! A loaded model: weights shared, read-only, by any number of sessions and threads.
 
+use std::os::raw::c_char;
 use std::path::Path;
 use std::ptr::{self, NonNull};
 
 use mamba3rt_sys as sys;
 
 use crate::backend::Backend;
+use crate::buffers::{two_call, utf8};
 use crate::error::{check, invalid, Result};
 use crate::model_params::ModelParams;
 use crate::session::Session;
@@ -175,6 +177,16 @@ impl Model {
     pub fn backend(&self) -> Result<Backend> {
         let raw = self.info(InfoKey::Backend)?;
         Backend::from_raw(raw).ok_or_else(|| invalid(format!("unknown backend value {raw}")))
+    }
+
+    /// The name of the device the model runs on, e.g. `"NVIDIA H100 80GB HBM3"` or
+    /// `"llvmpipe (LLVM 15.0.6, 256 bits)"`; `"CPU"` for the CPU backends.
+    pub fn device_name(&self) -> Result<String> {
+        let bytes = two_call(64, |out: *mut u8, capacity, len| {
+            // SAFETY: self is live; out has capacity bytes; len is valid.
+            unsafe { sys::m3_model_device_name(self.ptr.as_ptr(), out as *mut c_char, capacity, len) }
+        })?;
+        Ok(utf8(bytes))
     }
 
     /// How the block matrices are stored.

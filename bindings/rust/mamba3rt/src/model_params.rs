@@ -6,6 +6,7 @@ use mamba3rt_sys as sys;
 
 use crate::backend::Backend;
 use crate::error::{check, invalid, Result};
+use crate::strings::c_string;
 
 /// How the decay rate A is computed from the projection dd_A (`m3_a_activation`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -64,6 +65,20 @@ impl ModelParams {
     pub fn backend(&mut self, backend: Backend) -> Result<&mut Self> {
         // SAFETY: self owns a live params object.
         check(unsafe { sys::m3_model_params_set_backend(self.ptr.as_ptr(), backend.raw()) })?;
+        Ok(self)
+    }
+
+    /// Which device a GPU backend runs on: a decimal index in the order the backend lists
+    /// them, or a case-insensitive part of the device's name (e.g. `"llvmpipe"`, `"NVIDIA"`;
+    /// the CUDA backend takes indices only). `""` is the backend's choice; the CPU backends
+    /// ignore it. A selector that matches no device makes loading fail with
+    /// `Status::BackendUnavailable`; [`Model::device_name`](crate::Model::device_name) tells
+    /// which device was picked. At most 255 bytes.
+    pub fn device(&mut self, device: &str) -> Result<&mut Self> {
+        let device = c_string(device, "device")?;
+        // SAFETY: self owns a live params object; device is NUL-terminated and outlives the
+        // call (the library copies it).
+        check(unsafe { sys::m3_model_params_set_device(self.ptr.as_ptr(), device.as_ptr()) })?;
         Ok(self)
     }
 

@@ -77,14 +77,33 @@ fn load_errors_carry_the_c_message() -> CaseResult {
 
 fn model_info_and_params() -> CaseResult {
     let mut params = ModelParams::new()?;
-    params.backend(Backend::Cpu)?.threads(1)?;
+    params.backend(Backend::Cpu)?.threads(1)?.device("")?;
     let model = Model::load_with(model_dir(), &params)?;
     assert_eq!(model.info(InfoKey::Threads)?, 1);
+    assert_eq!(model.device_name()?, "CPU");
     assert_eq!(model.weight_type()?, WeightType::F16, "the bundled model is stored as f16");
     assert!(model.vocab_size()? > 0);
     assert!(model.info(InfoKey::VocabPadded)? as usize >= model.vocab_size()?);
     assert!(matches!(model.backend()?, Backend::Cpu | Backend::CpuReference));
     assert!(model.info(InfoKey::StateBlobBytes)? > model.info(InfoKey::StateBytes)?);
+    Ok(())
+}
+
+fn device_selection() -> CaseResult {
+    let mut params = ModelParams::new()?;
+    expect_err(params.device(&"x".repeat(256)).map(drop), Status::InvalidArgument, "255");
+    expect_err(params.device("a\0b").map(drop), Status::InvalidArgument, "NUL");
+    // The CPU backends ignore the device.
+    params.backend(Backend::Cpu)?.device("no-such-gpu-7f3a")?;
+    assert_eq!(Model::load_with(model_dir(), &params)?.device_name()?, "CPU");
+    if Backend::Vulkan.available().is_ok() {
+        params.backend(Backend::Vulkan)?;
+        expect_err(Model::load_with(model_dir(), &params), Status::BackendUnavailable, "no-such-gpu-7f3a");
+        params.device("0")?;
+        let model = Model::load_with(model_dir(), &params)?;
+        assert_eq!(model.backend()?, Backend::Vulkan);
+        assert!(!model.device_name()?.is_empty());
+    }
     Ok(())
 }
 
@@ -398,6 +417,7 @@ fn main() {
         ("version_and_abi", version_and_abi),
         ("load_errors_carry_the_c_message", load_errors_carry_the_c_message),
         ("model_info_and_params", model_info_and_params),
+        ("device_selection", device_selection),
         ("tokenizer_round_trip", tokenizer_round_trip),
         ("feed_equals_steps_and_batch", feed_equals_steps_and_batch),
         ("snapshot_restore_fork", snapshot_restore_fork),
