@@ -217,6 +217,22 @@ TEST(VulkanDevices, SelectorsChooseOrRefuse) {
   EXPECT_NE(by_name.device_name().find(devices[0].name.substr(0, 4)), std::string::npos);
 }
 
+// Models come and go in a long-lived process: forty devices made and released in turn (each
+// model load makes one; NVIDIA's driver once refused new instances after about thirty).
+TEST(VulkanDevices, ManyDevicesInTurn) {
+  std::string why;
+  if (m3::vulkan::list_devices(&why).empty()) {
+    if (vulkan_required()) FAIL() << why;
+    GTEST_SKIP() << "no Vulkan device: " << why;
+  }
+  for (int i = 0; i < 40; ++i) {
+    m3::vulkan::Context ctx("");
+    m3::vulkan::Buffer buffer(ctx, 256, true);
+    ctx.run([&](VkCommandBuffer cb) { ctx.api().vkCmdFillBuffer(cb, buffer.handle(), 0, VK_WHOLE_SIZE, 7u); });
+    ASSERT_EQ(static_cast<const uint32_t*>(buffer.mapped())[63], 7u) << "device " << i;
+  }
+}
+
 // With MAMBA3RT_VULKAN_VALIDATION=1 an invalid command is reported as an error, so that the
 // suite's run under the validation layers (see tests/CMakeLists.txt) can fail.
 TEST(VulkanValidation, LayerErrorsBecomeExceptions) {

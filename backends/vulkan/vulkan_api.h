@@ -67,7 +67,12 @@ namespace m3::vulkan {
   X(vkDestroyFence)                   \
   X(vkWaitForFences)                  \
   X(vkResetFences)                    \
-  X(vkDeviceWaitIdle)
+  X(vkDeviceWaitIdle)                 \
+  X(vkCreateQueryPool)                \
+  X(vkDestroyQueryPool)               \
+  X(vkCmdResetQueryPool)              \
+  X(vkCmdWriteTimestamp)              \
+  X(vkGetQueryPoolResults)
 
 #define M3_VK_DECLARE(name) PFN_##name name = nullptr;
 

@@ -24,6 +24,7 @@ constexpr int64_t kLogitRows = 64;
 // Decode batches up to this size use matvec (each weight read once for all rows); larger
 // passes the tiled product. The shader's kMaxBatch.
 constexpr int64_t kMatvecRows = 8;
+constexpr int64_t kMatvecRowsPerGroup = 4;  // the shader's kRows
 
 enum ShaderWeightType { kF32, kF16, kBF16, kF16Storage, kTypeCount };
 const char* const kTypeSuffix[kTypeCount] = {"f32", "f16", "bf16", "f16s"};
@@ -187,8 +188,9 @@ struct VulkanBackend::Impl {
       const auto& piece = w.pieces[i];
       ProductPush push{u32(piece.rows), u32(w.cols), u32(rows), u32(y_stride), u32(piece.first_row), beta};
       if (rows <= kMatvecRows) {
-        const int64_t gx = std::min<int64_t>(piece.rows, ctx->caps().max_workgroup_count_x);
-        matvec[w.type]->dispatch(cb, {b.matvec_sets[i]}, push, u32(gx), groups(piece.rows, gx));
+        const int64_t row_groups = (piece.rows + kMatvecRowsPerGroup - 1) / kMatvecRowsPerGroup;
+        const int64_t gx = std::min<int64_t>(row_groups, ctx->caps().max_workgroup_count_x);
+        matvec[w.type]->dispatch(cb, {b.matvec_sets[i]}, push, u32(gx), groups(row_groups, gx));
       } else {
         matmul[w.type]->dispatch(cb, {b.matmul_sets[i]}, push, groups(piece.rows, 64), groups(rows, 64));
       }

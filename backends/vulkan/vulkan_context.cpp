@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <cstdio>
 #include <cstring>
+#include <mutex>
 
 #include "common/error.h"
 
@@ -11,6 +13,7 @@ namespace m3::vulkan {
 namespace {
 
 constexpr std::size_t kStagingBytes = 16u << 20;
+constexpr uint32_t kMaxMarks = 4096;  // profiled dispatches per submission
 constexpr const char* kValidationLayer = "VK_LAYER_KHRONOS_validation";
 
 bool env_flag(const char* name) {
@@ -128,12 +131,54 @@ DeviceDescription describe(const InstanceApi& api, VkPhysicalDevice pd) {
   return d;
 }
 
+// The process's Vulkan instance (one with the validation layers, one without), made on
+// first use and kept for the process's life: drivers need not support many instances made
+// and destroyed in turn (NVIDIA's 580 driver refused new ones after about thirty).
+struct SharedInstance {
+  InstanceApi api;
+  VkInstance instance = VK_NULL_HANDLE;
+  VkDebugUtilsMessengerEXT messenger = VK_NULL_HANDLE;
+  std::string why;  // why there is none
+  std::mutex errors_mutex;
+  std::vector<std::string> errors;  // reported by the validation layers, not yet thrown
+};
+
 VKAPI_ATTR VkBool32 VKAPI_CALL on_validation_message(VkDebugUtilsMessageSeverityFlagBitsEXT severity,
                                                      VkDebugUtilsMessageTypeFlagsEXT,
                                                      const VkDebugUtilsMessengerCallbackDataEXT* data, void* user) {
-  if (severity & VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT)
-    static_cast<Context*>(user)->validation_errors.push_back(data && data->pMessage ? data->pMessage : "(no message)");
+  if (severity & VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT) {
+    auto* shared = static_cast<SharedInstance*>(user);
+    std::lock_guard<std::mutex> lock(shared->errors_mutex);
+    shared->errors.push_back(data && data->pMessage ? data->pMessage : "(no message)");
+  }
   return VK_FALSE;
+}
+
+SharedInstance* shared_instance(bool validation, std::string* why) {
+  static SharedInstance* instances[2] = {nullptr, nullptr};
+  static std::once_flag once[2];
+  std::call_once(once[validation ? 1 : 0], [&] {
+    auto* s = new SharedInstance;  // never freed: see above
+    instances[validation ? 1 : 0] = s;
+    if (!load_loader(s->api, &s->why)) return;
+    s->instance = create_instance(s->api, validation, &s->why);
+    if (s->instance && validation && s->api.vkCreateDebugUtilsMessengerEXT) {
+      VkDebugUtilsMessengerCreateInfoEXT m{};
+      m.sType = VK_STRUCTURE_TYPE_DEBUG_UTILS_MESSENGER_CREATE_INFO_EXT;
+      m.messageSeverity = VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT | VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT;
+      m.messageType = VK_DEBUG_UTILS_MESSAGE_TYPE_GENERAL_BIT_EXT | VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT |
+                      VK_DEBUG_UTILS_MESSAGE_TYPE_PERFORMANCE_BIT_EXT;
+      m.pfnUserCallback = on_validation_message;
+      m.pUserData = s;
+      if (s->api.vkCreateDebugUtilsMessengerEXT(s->instance, &m, nullptr, &s->messenger) != VK_SUCCESS) {
+        s->instance = VK_NULL_HANDLE;  // validation was asked for and cannot report: unusable
+        s->why = "vkCreateDebugUtilsMessengerEXT failed";
+      }
+    }
+  });
+  SharedInstance* s = instances[validation ? 1 : 0];
+  if (!s->instance) *why = s->why;
+  return s->instance ? s : nullptr;
 }
 
 }  // namespace
@@ -145,34 +190,23 @@ void check(VkResult r, const char* what) {
 }
 
 std::vector<DeviceDescription> list_devices(std::string* why) {
-  InstanceApi api;
-  if (!load_loader(api, why)) return {};
-  VkInstance instance = create_instance(api, false, why);
-  if (!instance) return {};
+  SharedInstance* shared = shared_instance(false, why);
+  if (!shared) return {};
   std::vector<DeviceDescription> out;
-  for (VkPhysicalDevice pd : physical_devices(api, instance)) out.push_back(describe(api, pd));
-  api.vkDestroyInstance(instance, nullptr);
+  for (VkPhysicalDevice pd : physical_devices(shared->api, shared->instance)) out.push_back(describe(shared->api, pd));
   if (out.empty()) *why = "the Vulkan loader found no device (is a Vulkan driver installed? Debian: mesa-vulkan-drivers)";
   return out;
 }
 
 Context::Context(const std::string& selector) {
   std::string why;
-  if (!load_loader(instance_api_, &why)) fail(M3_ERR_BACKEND_UNAVAILABLE, "Vulkan backend: " + why);
-  instance_ = create_instance(instance_api_, env_flag("MAMBA3RT_VULKAN_VALIDATION"), &why);
-  if (!instance_) fail(M3_ERR_BACKEND_UNAVAILABLE, "Vulkan backend: " + why);
+  SharedInstance* shared = shared_instance(env_flag("MAMBA3RT_VULKAN_VALIDATION"), &why);
+  if (!shared) fail(M3_ERR_BACKEND_UNAVAILABLE, "Vulkan backend: " + why);
+  shared_ = shared;
+  instance_api_ = shared->api;
+  instance_ = shared->instance;
   try {
     const InstanceApi& vi = instance_api_;
-    if (env_flag("MAMBA3RT_VULKAN_VALIDATION") && vi.vkCreateDebugUtilsMessengerEXT) {
-      VkDebugUtilsMessengerCreateInfoEXT m{};
-      m.sType = VK_STRUCTURE_TYPE_DEBUG_UTILS_MESSENGER_CREATE_INFO_EXT;
-      m.messageSeverity = VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT | VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT;
-      m.messageType = VK_DEBUG_UTILS_MESSAGE_TYPE_GENERAL_BIT_EXT | VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT |
-                      VK_DEBUG_UTILS_MESSAGE_TYPE_PERFORMANCE_BIT_EXT;
-      m.pfnUserCallback = on_validation_message;
-      m.pUserData = this;
-      check(vi.vkCreateDebugUtilsMessengerEXT(instance_, &m, nullptr, &messenger_), "vkCreateDebugUtilsMessengerEXT");
-    }
 
     // The device: the selector's, or the best usable type (first of equals).
     const std::vector<VkPhysicalDevice> devices = physical_devices(vi, instance_);
@@ -275,6 +309,14 @@ Context::Context(const std::string& selector) {
     fence.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO;
     check(d.vkCreateFence(device_, &fence, nullptr, &fence_), "vkCreateFence");
     staging_ = std::make_unique<Buffer>(*this, kStagingBytes, true);
+    if (env_flag("MAMBA3RT_VULKAN_PROFILE") && limits.timestampComputeAndGraphics) {
+      VkQueryPoolCreateInfo q{};
+      q.sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO;
+      q.queryType = VK_QUERY_TYPE_TIMESTAMP;
+      q.queryCount = kMaxMarks + 1;
+      check(d.vkCreateQueryPool(device_, &q, nullptr, &query_pool_), "vkCreateQueryPool");
+      timestamp_ns_ = limits.timestampPeriod;
+    }
     check_validation();
   } catch (...) {
     release();  // the constructor did not finish: no destructor will run
@@ -288,18 +330,22 @@ void Context::release() {
   staging_.reset();
   if (device_) {
     device_api_.vkDeviceWaitIdle(device_);
+    if (query_pool_) {
+      std::fprintf(stderr, "mamba3rt Vulkan profile (%s), GPU time per shader:\n", device_name_.c_str());
+      std::sort(profile_.begin(), profile_.end(), [](const auto& a, const auto& b) { return a.second.ms > b.second.ms; });
+      for (const auto& [name, e] : profile_)
+        std::fprintf(stderr, "  %-24s %10.3f ms %8ld calls %9.2f us/call\n", name.c_str(), e.ms, e.calls,
+                     1000.0 * e.ms / static_cast<double>(std::max(e.calls, 1L)));
+      device_api_.vkDestroyQueryPool(device_, query_pool_, nullptr);
+      query_pool_ = VK_NULL_HANDLE;
+    }
     if (fence_) device_api_.vkDestroyFence(device_, fence_, nullptr);
     if (command_pool_) device_api_.vkDestroyCommandPool(device_, command_pool_, nullptr);
     device_api_.vkDestroyDevice(device_, nullptr);
   }
-  if (messenger_ && instance_api_.vkDestroyDebugUtilsMessengerEXT)
-    instance_api_.vkDestroyDebugUtilsMessengerEXT(instance_, messenger_, nullptr);
-  if (instance_) instance_api_.vkDestroyInstance(instance_, nullptr);
   device_ = VK_NULL_HANDLE;
   fence_ = VK_NULL_HANDLE;
   command_pool_ = VK_NULL_HANDLE;
-  messenger_ = VK_NULL_HANDLE;
-  instance_ = VK_NULL_HANDLE;
 }
 
 uint32_t Context::find_memory_type(uint32_t type_bits, bool host_visible) const {
@@ -329,6 +375,33 @@ void Context::begin() {
   info.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO;
   info.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
   check(device_api_.vkBeginCommandBuffer(command_buffer_, &info), "vkBeginCommandBuffer");
+  if (query_pool_) {
+    marks_.clear();
+    device_api_.vkCmdResetQueryPool(command_buffer_, query_pool_, 0, kMaxMarks + 1);
+    device_api_.vkCmdWriteTimestamp(command_buffer_, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, query_pool_, 0);
+  }
+}
+
+void Context::mark(VkCommandBuffer cb, const char* what) {
+  if (!query_pool_ || marks_.size() >= kMaxMarks) return;
+  marks_.push_back(what);
+  device_api_.vkCmdWriteTimestamp(cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, query_pool_,
+                                  static_cast<uint32_t>(marks_.size()));
+}
+
+void Context::collect_profile() {
+  if (!query_pool_ || marks_.empty()) return;
+  std::vector<uint64_t> stamps(marks_.size() + 1);
+  if (device_api_.vkGetQueryPoolResults(device_, query_pool_, 0, static_cast<uint32_t>(stamps.size()),
+                                        stamps.size() * sizeof(uint64_t), stamps.data(), sizeof(uint64_t),
+                                        VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT) != VK_SUCCESS)
+    return;
+  for (std::size_t i = 0; i < marks_.size(); ++i) {
+    auto it = std::find_if(profile_.begin(), profile_.end(), [&](const auto& e) { return e.first == marks_[i]; });
+    if (it == profile_.end()) it = profile_.insert(profile_.end(), {marks_[i], ProfileEntry{}});
+    it->second.ms += static_cast<double>(stamps[i + 1] - stamps[i]) * timestamp_ns_ * 1e-6;
+    it->second.calls += 1;
+  }
 }
 
 void Context::submit_and_wait() {
@@ -340,14 +413,20 @@ void Context::submit_and_wait() {
   check(device_api_.vkResetFences(device_, 1, &fence_), "vkResetFences");
   check(device_api_.vkQueueSubmit(queue_, 1, &submit, fence_), "vkQueueSubmit");
   check(device_api_.vkWaitForFences(device_, 1, &fence_, VK_TRUE, UINT64_MAX), "vkWaitForFences");
+  collect_profile();
   check_validation();
 }
 
 void Context::check_validation() {
-  if (validation_errors.empty()) return;
+  auto* shared = static_cast<SharedInstance*>(shared_);
+  std::vector<std::string> errors;
+  {
+    std::lock_guard<std::mutex> lock(shared->errors_mutex);
+    errors.swap(shared->errors);
+  }
+  if (errors.empty()) return;
   std::string all;
-  for (const std::string& e : validation_errors) all += "\n  " + e;
-  validation_errors.clear();
+  for (const std::string& e : errors) all += "\n  " + e;
   fail(M3_ERR_INTERNAL, "Vulkan backend: the validation layers reported errors:" + all);
 }
 

@@ -99,6 +99,11 @@ class Context {
   // Throws with the messages when the validation layers reported errors.
   void check_validation();
 
+  // MAMBA3RT_VULKAN_PROFILE=1: GPU time per shader from timestamps written after every
+  // dispatch, summed over the context's life and printed to stderr when it ends.
+  bool profiling() const { return query_pool_ != VK_NULL_HANDLE; }
+  void mark(VkCommandBuffer cb, const char* what);
+
   uint32_t find_memory_type(uint32_t type_bits, bool host_visible) const;
 
  private:
@@ -106,10 +111,10 @@ class Context {
   void submit_and_wait();
   void release();
 
+  void* shared_ = nullptr;  // the process's instance this device was made from
   InstanceApi instance_api_;
   DeviceApi device_api_;
   VkInstance instance_ = VK_NULL_HANDLE;
-  VkDebugUtilsMessengerEXT messenger_ = VK_NULL_HANDLE;
   VkPhysicalDevice physical_ = VK_NULL_HANDLE;
   VkPhysicalDeviceMemoryProperties memory_{};
   VkDevice device_ = VK_NULL_HANDLE;
@@ -120,10 +125,15 @@ class Context {
   DeviceCapabilities caps_;
   std::string device_name_;
   std::unique_ptr<Buffer> staging_;
-
- public:
-  // Errors the validation layers reported (MAMBA3RT_VULKAN_VALIDATION=1), not yet thrown.
-  std::vector<std::string> validation_errors;
+  VkQueryPool query_pool_ = VK_NULL_HANDLE;
+  double timestamp_ns_ = 1.0;
+  std::vector<const char*> marks_;  // this submission's timestamps after the first
+  struct ProfileEntry {
+    double ms = 0;
+    long calls = 0;
+  };
+  std::vector<std::pair<std::string, ProfileEntry>> profile_;
+  void collect_profile();
 };
 
 // Checks a VkResult; throws m3::Error naming the call.

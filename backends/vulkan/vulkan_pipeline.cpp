@@ -112,6 +112,7 @@ void Pipeline::record(VkCommandBuffer cb, std::initializer_list<VkDescriptorSet>
   if (push_bytes) api.vkCmdPushConstants(cb, layout_, VK_SHADER_STAGE_COMPUTE_BIT, 0, push_bytes, push);
   api.vkCmdDispatch(cb, groups_x, groups_y, 1);
   compute_barrier(api, cb);
+  ctx_.mark(cb, shader_->name);
 }
 
 DescriptorSets::~DescriptorSets() {
