@@ -24,7 +24,6 @@ constexpr int64_t kLogitRows = 64;
 // Decode batches up to this size use matvec (each weight read once for all rows); larger
 // passes the tiled product. The shader's kMaxBatch.
 constexpr int64_t kMatvecRows = 8;
-constexpr int64_t kMatvecRowsPerGroup = 4;  // the shader's kRows
 
 enum ShaderWeightType { kF32, kF16, kBF16, kF16Storage, kTypeCount };
 const char* const kTypeSuffix[kTypeCount] = {"f32", "f16", "bf16", "f16s"};
@@ -43,6 +42,14 @@ struct ProductPush {
   uint32_t out_rows, cols, rows, y_stride, y_offset;
   float beta;
 };
+struct MatvecPush {
+  uint32_t out_rows, cols, rows, y_stride, y_offset;
+  float beta;
+  uint32_t x_offset, w_offset;
+};
+// What matvec reads as its input (the shader's INPUT): x, x's rows RMS-normalized, or the
+// gated MLP activation of x. The matmul path gets that input from its own dispatch.
+enum MatvecInput : uint32_t { kPlainInput = 0, kNormedInput = 1, kGatedInput = 2 };
 struct SiluPush {
   uint32_t hidden;
 };
@@ -68,6 +75,7 @@ struct DeviceMatrix {
 // piece for each of the two product shaders.
 struct BoundProduct {
   const DeviceMatrix* w = nullptr;
+  MatvecInput input = kPlainInput;
   std::vector<VkDescriptorSet> matvec_sets, matmul_sets;
 };
 
@@ -99,7 +107,9 @@ struct VulkanBackend::Impl {
   ReleaseWeightPages release_weight_pages;  // told of each matrix once it is uploaded
 
   // Pipelines: per weight type where the type occurs.
-  std::unique_ptr<Pipeline> embed[kTypeCount], matvec[kTypeCount], matmul[kTypeCount];
+  std::unique_ptr<Pipeline> embed[kTypeCount], matmul[kTypeCount];
+  std::unique_ptr<Pipeline> matvec[kTypeCount][3];  // by weight type and MatvecInput
+  int64_t matvec_rows_per_group = 4;  // MAMBA3RT_VULKAN_MATVEC_ROWS overrides (experiments)
   std::unique_ptr<Pipeline> rms_norm, gated_silu, step;
   std::unique_ptr<vulkan::DescriptorSets> sets;
 
@@ -160,42 +170,63 @@ struct VulkanBackend::Impl {
     return out;
   }
 
-  Pipeline& product_pipeline(std::unique_ptr<Pipeline>* table, const char* stem, ShaderWeightType t, bool subgroup) {
-    if (!table[t]) {
-      const std::string name = std::string(stem) + "_" + kTypeSuffix[t] + (subgroup ? "_subgroup" : "");
-      table[t] = std::make_unique<Pipeline>(*ctx, name.c_str());
-    }
-    return *table[t];
+  Pipeline& matmul_pipeline(ShaderWeightType t) {
+    if (!matmul[t]) matmul[t] = std::make_unique<Pipeline>(*ctx, (std::string("matmul_") + kTypeSuffix[t]).c_str());
+    return *matmul[t];
   }
 
-  BoundProduct bind_product(const DeviceMatrix* w, const Buffer& x, const Buffer& out) {
+  Pipeline& matvec_pipeline(ShaderWeightType t, MatvecInput input) {
+    std::unique_ptr<Pipeline>& p = matvec[t][input];
+    if (!p) {
+      const std::string name =
+          std::string("matvec_") + kTypeSuffix[t] + (ctx->caps().subgroup_arithmetic ? "_subgroup" : "");
+      p = std::make_unique<Pipeline>(*ctx, name.c_str(),
+                                     std::vector<std::pair<uint32_t, uint32_t>>{{0, u32(matvec_rows_per_group)}, {1, input}});
+    }
+    return *p;
+  }
+
+  // y = W in(x): matvec reads matvec_x (made into its input on the fly), matmul reads matmul_x
+  // (the input already made by a dispatch of its own).
+  BoundProduct bind_product(const DeviceMatrix* w, MatvecInput input, const Buffer& matvec_x, const Buffer& matmul_x,
+                            const Buffer& out) {
     BoundProduct b;
     b.w = w;
+    b.input = input;
     if (!w) return b;
-    Pipeline& mv = product_pipeline(matvec, "matvec", w->type, ctx->caps().subgroup_arithmetic);
-    Pipeline& mm = product_pipeline(matmul, "matmul", w->type, false);
+    Pipeline& mv = matvec_pipeline(w->type, input);
+    Pipeline& mm = matmul_pipeline(w->type);
     for (const auto& piece : w->pieces) {
-      b.matvec_sets.push_back(sets->make(mv, 0, {piece.buffer.get(), &x, &out}));
-      b.matmul_sets.push_back(sets->make(mm, 0, {piece.buffer.get(), &x, &out}));
+      b.matvec_sets.push_back(sets->make(mv, 0, {piece.buffer.get(), &matvec_x, &out, params.get()}));
+      b.matmul_sets.push_back(sets->make(mm, 0, {piece.buffer.get(), &matmul_x, &out}));
     }
     return b;
   }
 
-  // out[t, y_offset ..] (+)= W x[t, :] for t < rows (row stride of out: y_stride).
-  void product(VkCommandBuffer cb, const BoundProduct& b, int64_t rows, int64_t y_stride, float beta) const {
+  // out[t, y_offset ..] (+)= W in[t, :] for t < rows (row stride of out: y_stride). Up to
+  // kMatvecRows rows: matvec, its input from x at x_offset (norm weights at w_offset);
+  // more: matmul, its input made beforehand (see fused()).
+  void product(VkCommandBuffer cb, const BoundProduct& b, int64_t rows, int64_t y_stride, float beta,
+               int64_t x_offset = 0, uint32_t w_offset = 0) const {
     const DeviceMatrix& w = *b.w;
     for (std::size_t i = 0; i < w.pieces.size(); ++i) {
       const auto& piece = w.pieces[i];
-      ProductPush push{u32(piece.rows), u32(w.cols), u32(rows), u32(y_stride), u32(piece.first_row), beta};
-      if (rows <= kMatvecRows) {
-        const int64_t row_groups = (piece.rows + kMatvecRowsPerGroup - 1) / kMatvecRowsPerGroup;
+      if (fused(rows)) {
+        const MatvecPush push{u32(piece.rows), u32(w.cols), u32(rows), u32(y_stride), u32(piece.first_row), beta,
+                              u32(x_offset), w_offset};
+        const int64_t row_groups = (piece.rows + matvec_rows_per_group - 1) / matvec_rows_per_group;
         const int64_t gx = std::min<int64_t>(row_groups, ctx->caps().max_workgroup_count_x);
-        matvec[w.type]->dispatch(cb, {b.matvec_sets[i]}, push, u32(gx), groups(row_groups, gx));
+        matvec[w.type][b.input]->dispatch(cb, {b.matvec_sets[i]}, push, u32(gx), groups(row_groups, gx));
       } else {
+        const ProductPush push{u32(piece.rows), u32(w.cols), u32(rows), u32(y_stride), u32(piece.first_row), beta};
         matmul[w.type]->dispatch(cb, {b.matmul_sets[i]}, push, groups(piece.rows, 64), groups(rows, 64));
       }
     }
   }
+
+  // Passes of up to kMatvecRows rows make the products' inputs inside matvec (no norm or
+  // activation dispatches: at batch 1 each dispatch's fixed cost is most of its time).
+  static bool fused(int64_t rows) { return rows <= kMatvecRows; }
 
   // Records the model body for rows [0, n): prefill (one slot, rows in order) or decode
   // (row i belongs to slots[i]).
@@ -207,8 +238,8 @@ struct VulkanBackend::Impl {
                                        groups(D, 128), u32(n));
     }
     for (const DeviceLayer& L : layers) {
-      rms_norm->dispatch(cb, {norm_set}, NormPush{u32(D), 0, L.norm}, u32(n));
-      product(cb, L.in_proj, n, c.d_in_proj, 0.0f);
+      if (!fused(n)) rms_norm->dispatch(cb, {norm_set}, NormPush{u32(D), 0, L.norm}, u32(n));
+      product(cb, L.in_proj, n, c.d_in_proj, 0.0f, 0, L.norm);
       StepPush push = L.step;
       if (prefill_slot) {
         push.rows = u32(n);
@@ -223,9 +254,10 @@ struct VulkanBackend::Impl {
       }
       product(cb, L.out_proj, n, D, 1.0f);  // beta 1: the residual add
       if (mlp_hidden > 0) {
-        rms_norm->dispatch(cb, {norm_set}, NormPush{u32(D), 0, L.norm2}, u32(n));
-        product(cb, L.fc1, n, 2 * mlp_hidden, 0.0f);
-        gated_silu->dispatch(cb, {silu_set}, SiluPush{u32(mlp_hidden)}, groups(mlp_hidden, 128), u32(n));
+        if (!fused(n)) rms_norm->dispatch(cb, {norm_set}, NormPush{u32(D), 0, L.norm2}, u32(n));
+        product(cb, L.fc1, n, 2 * mlp_hidden, 0.0f, 0, L.norm2);
+        if (!fused(n))
+          gated_silu->dispatch(cb, {silu_set}, SiluPush{u32(mlp_hidden)}, groups(mlp_hidden, 128), u32(n));
         product(cb, L.fc2, n, D, 1.0f);
       }
     }
@@ -233,8 +265,8 @@ struct VulkanBackend::Impl {
 
   // Records the logits of rows [t0, t0 + rows) into logits_host.
   void record_logits(VkCommandBuffer cb, int64_t t0, int64_t rows) const {
-    rms_norm->dispatch(cb, {norm_set}, NormPush{u32(c.d_model), u32(t0 * c.d_model), norm_f}, u32(rows));
-    product(cb, lm_head, rows, c.vocab_padded, 0.0f);
+    if (!fused(rows)) rms_norm->dispatch(cb, {norm_set}, NormPush{u32(c.d_model), u32(t0 * c.d_model), norm_f}, u32(rows));
+    product(cb, lm_head, rows, c.vocab_padded, 0.0f, t0 * c.d_model, norm_f);
     VkBufferCopy region{0, 0, static_cast<VkDeviceSize>(rows * c.vocab_padded) * sizeof(float)};
     ctx->api().vkCmdCopyBuffer(cb, logits->handle(), logits_host->handle(), 1, &region);
   }
@@ -311,6 +343,8 @@ VulkanBackend::VulkanBackend(const ModelConfig& config, const ModelWeights& weig
                                                  {10, c.is_outproj_norm ? 1u : 0u},
                                                  {11, c.a_activation == AActivation::HeavyTail ? 1u : 0u}});
   m.rms_norm = std::make_unique<Pipeline>(*m.ctx, "rms_norm");
+  if (const char* r = std::getenv("MAMBA3RT_VULKAN_MATVEC_ROWS"); r && *r)
+    m.matvec_rows_per_group = std::clamp<int64_t>(std::atoi(r), 1, 16);
   m.gated_silu = std::make_unique<Pipeline>(*m.ctx, "gated_silu");
 
   // Every small fp32 parameter in one buffer, at offsets the pushes carry.
@@ -369,15 +403,15 @@ VulkanBackend::VulkanBackend(const ModelConfig& config, const ModelWeights& weig
                           *m.ctx, (std::string("embed_") + kTypeSuffix[m.embedding->type]).c_str()));
   for (const auto& piece : m.embedding->pieces)
     m.embed_sets.push_back(m.sets->make(embed, 0, {piece.buffer.get(), m.tokens.get(), m.residual.get()}));
-  m.lm_head = m.bind_product(m.upload_matrix(weights.lm_head, "lm_head"), *m.gemm_in, *m.logits);
+  m.lm_head = m.bind_product(m.upload_matrix(weights.lm_head, "lm_head"), kNormedInput, *m.residual, *m.gemm_in, *m.logits);
   for (int64_t l = 0; l < c.n_layer; ++l) {
     const MambaLayerWeights& W = weights.layers[static_cast<std::size_t>(l)];
     DeviceLayer& L = m.layers[static_cast<std::size_t>(l)];
-    L.in_proj = m.bind_product(m.upload_matrix(W.in_proj, "in_proj"), *m.gemm_in, *m.proj);
-    L.out_proj = m.bind_product(m.upload_matrix(W.out_proj, "out_proj"), *m.y, *m.residual);
+    L.in_proj = m.bind_product(m.upload_matrix(W.in_proj, "in_proj"), kNormedInput, *m.residual, *m.gemm_in, *m.proj);
+    L.out_proj = m.bind_product(m.upload_matrix(W.out_proj, "out_proj"), kPlainInput, *m.y, *m.y, *m.residual);
     if (m.mlp_hidden > 0) {
-      L.fc1 = m.bind_product(m.upload_matrix(W.fc1, "fc1"), *m.gemm_in, *m.hidden);
-      L.fc2 = m.bind_product(m.upload_matrix(W.fc2, "fc2"), *m.gemm_in, *m.residual);
+      L.fc1 = m.bind_product(m.upload_matrix(W.fc1, "fc1"), kNormedInput, *m.residual, *m.gemm_in, *m.hidden);
+      L.fc2 = m.bind_product(m.upload_matrix(W.fc2, "fc2"), kGatedInput, *m.hidden, *m.gemm_in, *m.residual);
     }
   }
   m.ctx->check_validation();
@@ -392,8 +426,10 @@ std::vector<std::string> VulkanBackend::pipelines() const {
   auto add = [&](const std::unique_ptr<Pipeline>& p) {
     if (p) names.push_back(p->shader().name);
   };
-  for (const auto* table : {impl_->embed, impl_->matvec, impl_->matmul})
+  for (const auto* table : {impl_->embed, impl_->matmul})
     for (int t = 0; t < kTypeCount; ++t) add(table[t]);
+  for (int t = 0; t < kTypeCount; ++t)
+    for (const auto& p : impl_->matvec[t]) add(p);
   add(impl_->rms_norm);
   add(impl_->gated_silu);
   add(impl_->step);

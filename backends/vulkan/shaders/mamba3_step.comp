@@ -2,7 +2,9 @@
 // The Mamba-3 recurrence (spec §4.2) for one layer: one workgroup per head walks the rows
 // row0 .. row0 + rows - 1 of the in_proj output in order (a prefill's tokens, or one decode
 // row), keeping the head's state in registers: thread t owns state row p = t / TPR, columns
-// (t % TPR) * ELEMS .. + ELEMS. The slot's state (canonical layout) is bound as set 1.
+// t % TPR + TPR e for e < ELEMS (interleaved, so that neighbouring threads touch neighbouring
+// floats: coalesced loads and stores, no shared-memory bank conflicts). The slot's state
+// (canonical layout) is bound as set 1.
 #extension GL_GOOGLE_include_directive : require
 #include "scalar_math.glsl"
 
@@ -49,12 +51,12 @@ float mimo_param(uint offset, uint r, uint h, uint p) { return MIMO ? params[off
 void main() {
   const uint threads = P * TPR;
   const uint tid = gl_LocalInvocationID.x, h = gl_WorkGroupID.x, g = h / (H / G);
-  const uint own_p = tid / TPR, own_n = (tid % TPR) * ELEMS;
+  const uint own_p = tid / TPR, own_n = tid % TPR;  // columns own_n + TPR e
   const uint RN = R * N;
 
   float st[ELEMS];
   const uint ssm_at = pc.off_ssm + (h * P + own_p) * N + own_n;
-  for (uint e = 0u; e < ELEMS; ++e) st[e] = state[ssm_at + e];
+  for (uint e = 0u; e < ELEMS; ++e) st[e] = state[ssm_at + TPR * e];
   uint prev = 0u, cur = 1u;  // halves of sh_k
   for (uint i = tid; i < P; i += threads) sh_x_prev[i] = state[pc.off_v + h * P + i];
   for (uint i = tid; i < RN; i += threads) sh_k[prev * RN + i] = state[pc.off_k + ((i / N) * H + h) * N + i % N];
@@ -130,11 +132,11 @@ void main() {
         const float mx = mimo_param(pc.mimo_x, r, h, own_p);
         const float wp = beta * xp * mx, wc = gamma * xc * mx;
         for (uint e = 0u; e < ELEMS; ++e)
-          st[e] += wp * sh_k[prev * RN + r * N + own_n + e] + wc * sh_k[cur * RN + r * N + own_n + e];
+          st[e] += wp * sh_k[prev * RN + r * N + own_n + TPR * e] + wc * sh_k[cur * RN + r * N + own_n + TPR * e];
       }
       for (uint r = 0u; r < R; ++r) {
         float acc = 0.0;
-        for (uint e = 0u; e < ELEMS; ++e) acc += st[e] * sh_q[r * N + own_n + e];
+        for (uint e = 0u; e < ELEMS; ++e) acc += st[e] * sh_q[r * N + own_n + TPR * e];
         sh_part[r * threads + tid] = acc;
       }
     }
@@ -179,7 +181,7 @@ void main() {
   }
 
   // The cache keeps the last token's rotated, biased key and its raw x.
-  for (uint e = 0u; e < ELEMS; ++e) state[ssm_at + e] = st[e];
+  for (uint e = 0u; e < ELEMS; ++e) state[ssm_at + TPR * e] = st[e];
   for (uint i = tid; i < P; i += threads) state[pc.off_v + h * P + i] = sh_x_prev[i];
   for (uint i = tid; i < RN; i += threads) state[pc.off_k + ((i / N) * H + h) * N + i % N] = sh_k[prev * RN + i];
   for (uint i = tid; i < S; i += threads) state[pc.off_angle + h * S + i] = sh_phi[i];
