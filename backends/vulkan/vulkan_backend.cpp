@@ -108,8 +108,9 @@ struct VulkanBackend::Impl {
 
   // Pipelines: per weight type where the type occurs.
   std::unique_ptr<Pipeline> embed[kTypeCount], matmul[kTypeCount];
-  std::unique_ptr<Pipeline> matvec[kTypeCount][3];  // by weight type and MatvecInput
-  int64_t matvec_rows_per_group = 4;  // MAMBA3RT_VULKAN_MATVEC_ROWS overrides (experiments)
+  // By weight type, MatvecInput and batch size (made on first use; the batch-1 one at load).
+  mutable std::unique_ptr<Pipeline> matvec[kTypeCount][3][kMatvecRows + 1];
+  int64_t matvec_rows_per_group = 1;  // MAMBA3RT_VULKAN_MATVEC_ROWS overrides (experiments)
   std::unique_ptr<Pipeline> rms_norm, gated_silu, step;
   std::unique_ptr<vulkan::DescriptorSets> sets;
 
@@ -175,13 +176,16 @@ struct VulkanBackend::Impl {
     return *matmul[t];
   }
 
-  Pipeline& matvec_pipeline(ShaderWeightType t, MatvecInput input) {
-    std::unique_ptr<Pipeline>& p = matvec[t][input];
+  // The descriptor-set layouts of all batch sizes are defined identically, so a set made for
+  // one works with all (Vulkan's pipeline layout compatibility).
+  Pipeline& matvec_pipeline(ShaderWeightType t, MatvecInput input, int64_t batch) const {
+    std::unique_ptr<Pipeline>& p = matvec[t][input][batch];
     if (!p) {
       const std::string name =
           std::string("matvec_") + kTypeSuffix[t] + (ctx->caps().subgroup_arithmetic ? "_subgroup" : "");
       p = std::make_unique<Pipeline>(*ctx, name.c_str(),
-                                     std::vector<std::pair<uint32_t, uint32_t>>{{0, u32(matvec_rows_per_group)}, {1, input}});
+                                     std::vector<std::pair<uint32_t, uint32_t>>{
+                                         {0, u32(matvec_rows_per_group)}, {1, input}, {2, u32(batch)}});
     }
     return *p;
   }
@@ -194,7 +198,7 @@ struct VulkanBackend::Impl {
     b.w = w;
     b.input = input;
     if (!w) return b;
-    Pipeline& mv = matvec_pipeline(w->type, input);
+    Pipeline& mv = matvec_pipeline(w->type, input, 1);
     Pipeline& mm = matmul_pipeline(w->type);
     for (const auto& piece : w->pieces) {
       b.matvec_sets.push_back(sets->make(mv, 0, {piece.buffer.get(), &matvec_x, &out, params.get()}));
@@ -216,7 +220,7 @@ struct VulkanBackend::Impl {
                               u32(x_offset), w_offset};
         const int64_t row_groups = (piece.rows + matvec_rows_per_group - 1) / matvec_rows_per_group;
         const int64_t gx = std::min<int64_t>(row_groups, ctx->caps().max_workgroup_count_x);
-        matvec[w.type][b.input]->dispatch(cb, {b.matvec_sets[i]}, push, u32(gx), groups(row_groups, gx));
+        matvec_pipeline(w.type, b.input, rows).dispatch(cb, {b.matvec_sets[i]}, push, u32(gx), groups(row_groups, gx));
       } else {
         const ProductPush push{u32(piece.rows), u32(w.cols), u32(rows), u32(y_stride), u32(piece.first_row), beta};
         matmul[w.type]->dispatch(cb, {b.matmul_sets[i]}, push, groups(piece.rows, 64), groups(rows, 64));
@@ -429,7 +433,8 @@ std::vector<std::string> VulkanBackend::pipelines() const {
   for (const auto* table : {impl_->embed, impl_->matmul})
     for (int t = 0; t < kTypeCount; ++t) add(table[t]);
   for (int t = 0; t < kTypeCount; ++t)
-    for (const auto& p : impl_->matvec[t]) add(p);
+    for (const auto& by_input : impl_->matvec[t])
+      for (const auto& p : by_input) add(p);
   add(impl_->rms_norm);
   add(impl_->gated_silu);
   add(impl_->step);

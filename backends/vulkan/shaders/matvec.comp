@@ -12,9 +12,12 @@
 #endif
 layout(local_size_x = 128) in;
 const uint kThreads = 128u;
-const uint kMaxBatch = 8u;
-layout(constant_id = 0) const uint kRows = 4u;  // output rows per workgroup
+const uint kMaxBatch = 8u;  // the largest BATCH
+layout(constant_id = 0) const uint kRows = 1u;  // output rows per workgroup
 layout(constant_id = 1) const uint INPUT = 0u;
+// Rows of x, a constant so that the accumulators stay in registers (a loop bound read from
+// push constants left them in memory: measured 2x slower on an H100).
+layout(constant_id = 2) const uint BATCH = 1u;
 #define WEIGHT_BINDING 0
 #include "weights.glsl"
 layout(std430, set = 0, binding = 1) readonly buffer X { float x[]; };
@@ -24,7 +27,7 @@ layout(std430, set = 0, binding = 3) readonly buffer Params { float params[]; };
 layout(push_constant) uniform Push {
   uint out_rows;
   uint cols;
-  uint batch;     // <= kMaxBatch
+  uint batch;     // == BATCH
   uint y_stride;
   uint y_offset;
   float beta;     // 0: y is overwritten (never read)
@@ -67,13 +70,13 @@ void main() {
   const uint rows = min(kRows, pc.out_rows - first);
   if (INPUT == 1u) {  // each batch row's RMS scale, from this workgroup's own pass over x
     float ss[kMaxBatch];
-    for (uint b = 0u; b < pc.batch; ++b) {
+    for (uint b = 0u; b < BATCH; ++b) {
       ss[b] = 0.0;
       for (uint i = tid; i < pc.cols; i += kThreads) ss[b] += x[x_row(b) + i] * x[x_row(b) + i];
       partial[b * kThreads + tid] = ss[b];
     }
     barrier();
-    if (tid < pc.batch) {
+    if (tid < BATCH) {
       float s = 0.0;
       for (uint i = 0u; i < kThreads; ++i) s += partial[tid * kThreads + i];
       row_scale[tid] = inversesqrt(s / float(pc.cols) + 1e-5);
@@ -93,20 +96,20 @@ void main() {
       for (uint v = tid; v < (pc.cols >> 3); v += kThreads) {
         vec4 wa, wb;
         weight_vec8(row_vec + v, wa, wb);
-        for (uint b = 0u; b < pc.batch; ++b) {
+        for (uint b = 0u; b < BATCH; ++b) {
           acc[r][b] += dot(wa, input4(b, 8u * v)) + dot(wb, input4(b, 8u * v + 4u));
         }
       }
     }
     for (uint i = vector_cols + tid; i < pc.cols; i += kThreads) {
       const float w = weight_at(row + i);
-      for (uint b = 0u; b < pc.batch; ++b) acc[r][b] += w * input_at(b, i);
+      for (uint b = 0u; b < BATCH; ++b) acc[r][b] += w * input_at(b, i);
     }
   }
   // partial[(r * kMaxBatch + b) * kThreads + i]: per subgroup i (SUBGROUP) or thread i.
 #if SUBGROUP
   for (uint r = 0u; r < rows; ++r)
-    for (uint b = 0u; b < pc.batch; ++b) {
+    for (uint b = 0u; b < BATCH; ++b) {
       const float s = subgroupAdd(acc[r][b]);
       if (gl_SubgroupInvocationID == 0u) partial[(r * kMaxBatch + b) * kThreads + gl_SubgroupID] = s;
     }
@@ -114,20 +117,20 @@ void main() {
   const uint count = gl_NumSubgroups;
 #else
   for (uint r = 0u; r < rows; ++r)
-    for (uint b = 0u; b < pc.batch; ++b) partial[(r * kMaxBatch + b) * kThreads + tid] = acc[r][b];
+    for (uint b = 0u; b < BATCH; ++b) partial[(r * kMaxBatch + b) * kThreads + tid] = acc[r][b];
   barrier();
   for (uint half_width = kThreads / 2u; half_width > 0u; half_width >>= 1) {
     if (tid < half_width)
       for (uint r = 0u; r < rows; ++r)
-        for (uint b = 0u; b < pc.batch; ++b)
+        for (uint b = 0u; b < BATCH; ++b)
           partial[(r * kMaxBatch + b) * kThreads + tid] += partial[(r * kMaxBatch + b) * kThreads + tid + half_width];
     barrier();
   }
   const uint count = 1u;
 #endif
   // One thread per (row, batch row) writes.
-  if (tid < rows * pc.batch) {
-    const uint r = tid / pc.batch, b = tid % pc.batch;
+  if (tid < rows * BATCH) {
+    const uint r = tid / BATCH, b = tid % BATCH;
     float s = 0.0;
     for (uint i = 0u; i < count; ++i) s += partial[(r * kMaxBatch + b) * kThreads + i];
     const uint at = b * pc.y_stride + pc.y_offset + first + r;
