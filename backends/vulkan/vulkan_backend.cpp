@@ -108,9 +108,10 @@ struct VulkanBackend::Impl {
 
   // Pipelines: per weight type where the type occurs.
   std::unique_ptr<Pipeline> embed[kTypeCount], matmul[kTypeCount];
-  // By weight type, MatvecInput and batch size (made on first use; the batch-1 one at load).
-  mutable std::unique_ptr<Pipeline> matvec[kTypeCount][3][kMatvecRows + 1];
-  int64_t matvec_rows_per_group = 1;  // MAMBA3RT_VULKAN_MATVEC_ROWS overrides (experiments)
+  // The decode products' pipelines, by shader and specialization (made on first use).
+  mutable std::map<std::string, std::unique_ptr<Pipeline>> matvec_cache;
+  int64_t matvec_rows_per_group = 0;  // MAMBA3RT_VULKAN_MATVEC_ROWS overrides (experiments)
+  bool matvec_slices = true;          // MAMBA3RT_VULKAN_MATVEC_SLICES=0: matvec.comp only
   std::unique_ptr<Pipeline> rms_norm, gated_silu, step;
   std::unique_ptr<vulkan::DescriptorSets> sets;
 
@@ -176,17 +177,35 @@ struct VulkanBackend::Impl {
     return *matmul[t];
   }
 
-  // The descriptor-set layouts of all batch sizes are defined identically, so a set made for
-  // one works with all (Vulkan's pipeline layout compatibility).
-  Pipeline& matvec_pipeline(ShaderWeightType t, MatvecInput input, int64_t batch) const {
-    std::unique_ptr<Pipeline>& p = matvec[t][input][batch];
-    if (!p) {
-      const std::string name =
-          std::string("matvec_") + kTypeSuffix[t] + (ctx->caps().subgroup_arithmetic ? "_subgroup" : "");
-      p = std::make_unique<Pipeline>(*ctx, name.c_str(),
-                                     std::vector<std::pair<uint32_t, uint32_t>>{
-                                         {0, u32(matvec_rows_per_group)}, {1, input}, {2, u32(batch)}});
-    }
+  // x slices a thread of matvec_slices holds for a product of cols columns and batch rows; 0
+  // where it does not apply (columns not in 8s, or too many registers: more than 8 vec8s).
+  int64_t slices_for(int64_t cols, int64_t batch) const {
+    const int64_t slices = (cols / 8 + 127) / 128;
+    return matvec_slices && cols % 8 == 0 && slices * batch <= 8 ? slices : 0;
+  }
+
+  // Output rows per workgroup: matvec_slices amortizes x over 8 (as its shared memory
+  // allows); matvec.comp reads x per row anyway, and measured best with 1.
+  int64_t rows_per_group(int64_t slices, int64_t batch) const {
+    if (matvec_rows_per_group > 0) return matvec_rows_per_group;
+    if (slices == 0) return 1;
+    return std::clamp<int64_t>(static_cast<int64_t>(ctx->caps().max_shared_memory) / 2 / (batch * 128 * 4), 1, 8);
+  }
+
+  // The decode product for a matrix of cols columns at a batch size. Both shaders' sets are
+  // defined identically, so a descriptor set made for one binds to all (Vulkan's pipeline
+  // layout compatibility).
+  Pipeline& matvec_pipeline(ShaderWeightType t, MatvecInput input, int64_t batch, int64_t cols) const {
+    const int64_t slices = slices_for(cols, batch);
+    const std::string name = std::string(slices ? "matvec_slices_" : "matvec_") + kTypeSuffix[t] +
+                             (ctx->caps().subgroup_arithmetic ? "_subgroup" : "");
+    const int64_t rows = rows_per_group(slices, batch);
+    std::vector<std::pair<uint32_t, uint32_t>> spec{{0, u32(rows)}, {1, input}, {2, u32(batch)}};
+    if (slices) spec.push_back({3, u32(slices)});
+    const std::string key = name + "/" + std::to_string(rows) + "/" + std::to_string(input) + "/" +
+                            std::to_string(batch) + "/" + std::to_string(slices);
+    std::unique_ptr<Pipeline>& p = matvec_cache[key];
+    if (!p) p = std::make_unique<Pipeline>(*ctx, name.c_str(), spec);
     return *p;
   }
 
@@ -198,7 +217,7 @@ struct VulkanBackend::Impl {
     b.w = w;
     b.input = input;
     if (!w) return b;
-    Pipeline& mv = matvec_pipeline(w->type, input, 1);
+    Pipeline& mv = matvec_pipeline(w->type, input, 1, w->cols);
     Pipeline& mm = matmul_pipeline(w->type);
     for (const auto& piece : w->pieces) {
       b.matvec_sets.push_back(sets->make(mv, 0, {piece.buffer.get(), &matvec_x, &out, params.get()}));
@@ -218,9 +237,11 @@ struct VulkanBackend::Impl {
       if (fused(rows)) {
         const MatvecPush push{u32(piece.rows), u32(w.cols), u32(rows), u32(y_stride), u32(piece.first_row), beta,
                               u32(x_offset), w_offset};
-        const int64_t row_groups = (piece.rows + matvec_rows_per_group - 1) / matvec_rows_per_group;
+        const int64_t per_group = rows_per_group(slices_for(w.cols, rows), rows);
+        const int64_t row_groups = (piece.rows + per_group - 1) / per_group;
         const int64_t gx = std::min<int64_t>(row_groups, ctx->caps().max_workgroup_count_x);
-        matvec_pipeline(w.type, b.input, rows).dispatch(cb, {b.matvec_sets[i]}, push, u32(gx), groups(row_groups, gx));
+        matvec_pipeline(w.type, b.input, rows, w.cols)
+            .dispatch(cb, {b.matvec_sets[i]}, push, u32(gx), groups(row_groups, gx));
       } else {
         const ProductPush push{u32(piece.rows), u32(w.cols), u32(rows), u32(y_stride), u32(piece.first_row), beta};
         matmul[w.type]->dispatch(cb, {b.matmul_sets[i]}, push, groups(piece.rows, 64), groups(rows, 64));
@@ -348,7 +369,9 @@ VulkanBackend::VulkanBackend(const ModelConfig& config, const ModelWeights& weig
                                                  {11, c.a_activation == AActivation::HeavyTail ? 1u : 0u}});
   m.rms_norm = std::make_unique<Pipeline>(*m.ctx, "rms_norm");
   if (const char* r = std::getenv("MAMBA3RT_VULKAN_MATVEC_ROWS"); r && *r)
-    m.matvec_rows_per_group = std::clamp<int64_t>(std::atoi(r), 1, 16);
+    m.matvec_rows_per_group = std::clamp<int64_t>(std::atoi(r), 1, 8);
+  if (const char* s = std::getenv("MAMBA3RT_VULKAN_MATVEC_SLICES"); s && std::strcmp(s, "0") == 0)
+    m.matvec_slices = false;
   m.gated_silu = std::make_unique<Pipeline>(*m.ctx, "gated_silu");
 
   // Every small fp32 parameter in one buffer, at offsets the pushes carry.
@@ -432,9 +455,7 @@ std::vector<std::string> VulkanBackend::pipelines() const {
   };
   for (const auto* table : {impl_->embed, impl_->matmul})
     for (int t = 0; t < kTypeCount; ++t) add(table[t]);
-  for (int t = 0; t < kTypeCount; ++t)
-    for (const auto& by_input : impl_->matvec[t])
-      for (const auto& p : by_input) add(p);
+  for (const auto& [key, p] : impl_->matvec_cache) add(p);
   add(impl_->rms_norm);
   add(impl_->gated_silu);
   add(impl_->step);
