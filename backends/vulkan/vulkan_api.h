@@ -52,6 +52,7 @@ namespace m3::vulkan {
   X(vkCreateCommandPool)              \
   X(vkDestroyCommandPool)             \
   X(vkAllocateCommandBuffers)         \
+  X(vkFreeCommandBuffers)             \
   X(vkBeginCommandBuffer)             \
   X(vkEndCommandBuffer)               \
   X(vkResetCommandBuffer)             \

@@ -86,6 +86,7 @@ struct DeviceLayer {
 };
 
 struct VulkanSlot final : StateSlot {
+  uint64_t id = 0;  // unique in the backend's life: keys the recorded decode steps
   Buffer state;
   VkDescriptorPool pool = VK_NULL_HANDLE;
   VkDescriptorSet set = VK_NULL_HANDLE;
@@ -112,6 +113,40 @@ struct VulkanBackend::Impl {
   mutable std::map<std::string, std::unique_ptr<Pipeline>> matvec_cache;
   int64_t matvec_rows_per_group = 0;  // MAMBA3RT_VULKAN_MATVEC_ROWS overrides (experiments)
   bool matvec_slices = true;          // MAMBA3RT_VULKAN_MATVEC_SLICES=0: matvec.comp only
+
+  // Batch-1 decode steps recorded once per (slot, with logits) and resubmitted: recording
+  // ~100 dispatches costs the CPU about as long as a small model's step on the GPU, which
+  // waits meanwhile. The most recent kRecordedSteps are kept; a slot's entries go stale
+  // with it (its id is never reused). MAMBA3RT_VULKAN_REUSE=0 turns this off.
+  static constexpr std::size_t kRecordedSteps = 64;
+  struct RecordedStep {
+    uint64_t slot_id;
+    bool logits;
+    VkCommandBuffer commands;
+  };
+  std::vector<RecordedStep> recorded_steps;  // oldest first
+  bool reuse_steps = true;
+  uint64_t next_slot_id = 1;
+
+  ~Impl() {
+    if (ctx)
+      for (const RecordedStep& r : recorded_steps) ctx->free_commands(r.commands);
+  }
+
+  VkCommandBuffer recorded_step(VulkanSlot* slot, bool logits) {
+    for (const RecordedStep& r : recorded_steps)
+      if (r.slot_id == slot->id && r.logits == logits) return r.commands;
+    VkCommandBuffer cb = ctx->record([&](VkCommandBuffer commands) {
+      record_body(commands, 1, nullptr, &slot);
+      if (logits) record_logits(commands, 0, 1);
+    });
+    if (recorded_steps.size() == kRecordedSteps) {
+      ctx->free_commands(recorded_steps.front().commands);
+      recorded_steps.erase(recorded_steps.begin());
+    }
+    recorded_steps.push_back({slot->id, logits, cb});
+    return cb;
+  }
   std::unique_ptr<Pipeline> rms_norm, gated_silu, step;
   std::unique_ptr<vulkan::DescriptorSets> sets;
 
@@ -184,12 +219,12 @@ struct VulkanBackend::Impl {
     return matvec_slices && cols % 8 == 0 && slices * batch <= 8 ? slices : 0;
   }
 
-  // Output rows per workgroup: matvec_slices amortizes x over 8 (as its shared memory
-  // allows); matvec.comp reads x per row anyway, and measured best with 1.
-  int64_t rows_per_group(int64_t slices, int64_t batch) const {
+  // Output rows per workgroup. Measured on an H100 at batch 1 (bf16, 443M / 1.5B ms per
+  // step): matvec_slices 2 rows 1.49 / 2.66, 4 rows 1.60 / 2.66, 8 rows 1.85 / 2.78 (more rows,
+  // fewer workgroups in flight); matvec.comp, which reads x per row anyway, 1 row.
+  int64_t rows_per_group(int64_t slices, int64_t /*batch*/) const {
     if (matvec_rows_per_group > 0) return matvec_rows_per_group;
-    if (slices == 0) return 1;
-    return std::clamp<int64_t>(static_cast<int64_t>(ctx->caps().max_shared_memory) / 2 / (batch * 128 * 4), 1, 8);
+    return slices == 0 ? 1 : 2;
   }
 
   // The decode product for a matrix of cols columns at a batch size. Both shaders' sets are
@@ -302,10 +337,14 @@ struct VulkanBackend::Impl {
     std::memcpy(tokens->mapped(), token_ids, static_cast<std::size_t>(n) * sizeof(int32_t));
     const int64_t V = c.vocab_padded;
     int64_t t0 = first_logits;
-    ctx->run([&](VkCommandBuffer cb) {
-      record_body(cb, n, prefill_slot, decode_slots);
-      if (t0 < n) record_logits(cb, t0, std::min(logit_rows, n - t0));
-    });
+    if (decode_slots && n == 1 && reuse_steps) {
+      ctx->submit(recorded_step(decode_slots[0], first_logits == 0));
+    } else {
+      ctx->run([&](VkCommandBuffer cb) {
+        record_body(cb, n, prefill_slot, decode_slots);
+        if (t0 < n) record_logits(cb, t0, std::min(logit_rows, n - t0));
+      });
+    }
     while (t0 < n) {
       const int64_t rows = std::min(logit_rows, n - t0);
       if (t0 != first_logits) ctx->run([&](VkCommandBuffer cb) { record_logits(cb, t0, rows); });
@@ -372,6 +411,8 @@ VulkanBackend::VulkanBackend(const ModelConfig& config, const ModelWeights& weig
     m.matvec_rows_per_group = std::clamp<int64_t>(std::atoi(r), 1, 8);
   if (const char* s = std::getenv("MAMBA3RT_VULKAN_MATVEC_SLICES"); s && std::strcmp(s, "0") == 0)
     m.matvec_slices = false;
+  if (const char* r = std::getenv("MAMBA3RT_VULKAN_REUSE"); (r && std::strcmp(r, "0") == 0) || m.ctx->profiling())
+    m.reuse_steps = false;  // profiling marks each submission's own dispatches
   m.gated_silu = std::make_unique<Pipeline>(*m.ctx, "gated_silu");
 
   // Every small fp32 parameter in one buffer, at offsets the pushes carry.
@@ -466,6 +507,7 @@ std::unique_ptr<StateSlot> VulkanBackend::create_slot() {
   std::lock_guard<std::mutex> lock(run_mutex_);
   Impl& m = *impl_;
   auto s = std::make_unique<VulkanSlot>();
+  s->id = m.next_slot_id++;
   s->api = &m.ctx->api();
   s->device = m.ctx->device();
   s->state = Buffer(*m.ctx, m.layout.total_bytes(), false);

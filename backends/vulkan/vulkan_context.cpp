@@ -404,6 +404,35 @@ void Context::collect_profile() {
   }
 }
 
+VkCommandBuffer Context::allocate_commands() {
+  VkCommandBufferAllocateInfo alloc{};
+  alloc.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO;
+  alloc.commandPool = command_pool_;
+  alloc.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
+  alloc.commandBufferCount = 1;
+  VkCommandBuffer cb = VK_NULL_HANDLE;
+  check(device_api_.vkAllocateCommandBuffers(device_, &alloc, &cb), "vkAllocateCommandBuffers");
+  VkCommandBufferBeginInfo info{};
+  info.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO;
+  const VkResult r = device_api_.vkBeginCommandBuffer(cb, &info);
+  if (r != VK_SUCCESS) free_commands(cb);
+  check(r, "vkBeginCommandBuffer");
+  return cb;
+}
+
+void Context::free_commands(VkCommandBuffer cb) { device_api_.vkFreeCommandBuffers(device_, command_pool_, 1, &cb); }
+
+void Context::submit(VkCommandBuffer cb) {
+  VkSubmitInfo submit{};
+  submit.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO;
+  submit.commandBufferCount = 1;
+  submit.pCommandBuffers = &cb;
+  check(device_api_.vkResetFences(device_, 1, &fence_), "vkResetFences");
+  check(device_api_.vkQueueSubmit(queue_, 1, &submit, fence_), "vkQueueSubmit");
+  check(device_api_.vkWaitForFences(device_, 1, &fence_, VK_TRUE, UINT64_MAX), "vkWaitForFences");
+  check_validation();
+}
+
 void Context::submit_and_wait() {
   check(device_api_.vkEndCommandBuffer(command_buffer_), "vkEndCommandBuffer");
   VkSubmitInfo submit{};

@@ -41,6 +41,9 @@ struct DeviceCapabilities {
 
 class Context;
 
+// Checks a VkResult; throws m3::Error naming the call.
+void check(VkResult r, const char* what);
+
 // A buffer with its own memory: device-local, or host-visible and mapped.
 class Buffer {
  public:
@@ -92,6 +95,23 @@ class Context {
     submit_and_wait();
   }
 
+  // A command buffer recorded once to be submitted many times (a decode step: the inputs
+  // arrive through host-visible buffers). Freed with free_commands.
+  template <class Record>
+  VkCommandBuffer record(Record&& record) {
+    VkCommandBuffer cb = allocate_commands();
+    try {
+      record(cb);
+      check(device_api_.vkEndCommandBuffer(cb), "vkEndCommandBuffer");
+    } catch (...) {
+      free_commands(cb);
+      throw;
+    }
+    return cb;
+  }
+  void submit(VkCommandBuffer cb);  // and wait
+  void free_commands(VkCommandBuffer cb);
+
   // Copies between host memory and a device buffer through a staging buffer.
   void upload(const Buffer& dst, std::size_t dst_offset, const void* src, std::size_t bytes);
   void download(const Buffer& src, std::size_t src_offset, void* dst, std::size_t bytes);
@@ -109,6 +129,7 @@ class Context {
  private:
   void begin();
   void submit_and_wait();
+  VkCommandBuffer allocate_commands();
   void release();
 
   void* shared_ = nullptr;  // the process's instance this device was made from
@@ -135,8 +156,5 @@ class Context {
   std::vector<std::pair<std::string, ProfileEntry>> profile_;
   void collect_profile();
 };
-
-// Checks a VkResult; throws m3::Error naming the call.
-void check(VkResult r, const char* what);
 
 }  // namespace m3::vulkan
