@@ -192,9 +192,9 @@ INSTANTIATE_TEST_SUITE_P(Golden, CliGoldenParity, ::testing::ValuesIn(all_cases(
 namespace {
 
 // Runs a CLI command line; returns the exit code and fills `err` with its stderr.
-int run_cli(const std::string& args, std::string* err) {
+int run_cli(const std::string& args, std::string* err, const std::string& env = "") {
   const std::string tmp = test::make_temp_dir();
-  const std::string cmd = std::string(MAMBA3RT_CLI) + " " + args + " 2> " + tmp + "/err";
+  const std::string cmd = env + std::string(MAMBA3RT_CLI) + " " + args + " 2> " + tmp + "/err";
   const int rc = std::system(cmd.c_str());
   std::ifstream in(tmp + "/err");
   err->assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
@@ -235,6 +235,20 @@ TEST(Cli, DeviceOption) {
   EXPECT_EQ(run_cli("info --model data/golden/siso_basic --backend vulkan --device no-such-gpu-7f3a", &err), 1);
   EXPECT_NE(err.find("M3_ERR_BACKEND_UNAVAILABLE"), std::string::npos) << err;
   EXPECT_NE(err.find("no-such-gpu-7f3a"), std::string::npos) << err;
+}
+
+// Without a Vulkan loader, or with a loader but no driver, the Vulkan backend is reported
+// unavailable with the reason (a fresh process each: the loader is opened once per process).
+TEST(Cli, VulkanWithoutLoaderOrDriverIsUnavailable) {
+  std::string err;
+  const std::string info = "info --model data/golden/siso_basic --backend vulkan";
+  EXPECT_EQ(run_cli(info, &err, "MAMBA3RT_VULKAN_LOADER=/nonexistent/libvulkan.so.1 "), 1);
+  EXPECT_NE(err.find("M3_ERR_BACKEND_UNAVAILABLE"), std::string::npos) << err;
+  EXPECT_NE(err.find("no Vulkan loader"), std::string::npos) << err;
+  if (m3_backend_available(M3_BACKEND_VULKAN) != M3_OK) GTEST_SKIP() << "no Vulkan here: " << m3_last_error();
+  EXPECT_EQ(run_cli(info, &err, "VK_ICD_FILENAMES=/nonexistent/icd.json VK_DRIVER_FILES=/nonexistent/icd.json "), 1);
+  EXPECT_NE(err.find("M3_ERR_BACKEND_UNAVAILABLE"), std::string::npos) << err;
+  EXPECT_NE(err.find("Vulkan"), std::string::npos) << err;
 }
 
 }  // namespace
