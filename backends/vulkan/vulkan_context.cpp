@@ -430,20 +430,13 @@ void Context::submit(VkCommandBuffer cb) {
   check(device_api_.vkResetFences(device_, 1, &fence_), "vkResetFences");
   check(device_api_.vkQueueSubmit(queue_, 1, &submit, fence_), "vkQueueSubmit");
   check(device_api_.vkWaitForFences(device_, 1, &fence_, VK_TRUE, UINT64_MAX), "vkWaitForFences");
+  collect_profile();
   check_validation();
 }
 
 void Context::submit_and_wait() {
   check(device_api_.vkEndCommandBuffer(command_buffer_), "vkEndCommandBuffer");
-  VkSubmitInfo submit{};
-  submit.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO;
-  submit.commandBufferCount = 1;
-  submit.pCommandBuffers = &command_buffer_;
-  check(device_api_.vkResetFences(device_, 1, &fence_), "vkResetFences");
-  check(device_api_.vkQueueSubmit(queue_, 1, &submit, fence_), "vkQueueSubmit");
-  check(device_api_.vkWaitForFences(device_, 1, &fence_, VK_TRUE, UINT64_MAX), "vkWaitForFences");
-  collect_profile();
-  check_validation();
+  submit(command_buffer_);
 }
 
 void Context::check_validation() {
