@@ -127,6 +127,7 @@ struct VulkanBackend::Impl {
   std::vector<RecordedStep> recorded_steps;  // oldest first
   bool reuse_steps = true;
   uint64_t next_slot_id = 1;
+  std::vector<VulkanSlot*> batch_slots;  // decode's slots of a pass (max_rows, sized at load)
 
   ~Impl() {
     if (ctx)
@@ -383,6 +384,7 @@ VulkanBackend::VulkanBackend(const ModelConfig& config, const ModelWeights& weig
   const int64_t widest_row = std::max({c.d_in_proj, 2 * m.mlp_hidden, c.d_inner, c.d_model}) * 4;
   m.max_rows = std::clamp<int64_t>(range / widest_row, 1, kMaxRows);
   m.logit_rows = std::clamp<int64_t>(range / (c.vocab_padded * 4), 1, kLogitRows);
+  m.batch_slots.resize(static_cast<std::size_t>(m.max_rows));
 
   // The head step: thread rows of TPR threads; TPR the smallest divisor of N that keeps at
   // most 32 state elements a thread within the workgroup limit.
@@ -576,7 +578,7 @@ void VulkanBackend::prefill(StateSlot& slot, const int32_t* tokens, std::size_t 
 void VulkanBackend::decode(StateSlot* const* slots, const int32_t* tokens, std::size_t n, float* logits) {
   std::lock_guard<std::mutex> lock(run_mutex_);
   const int64_t total = static_cast<int64_t>(n), max_rows = impl_->max_rows;
-  std::vector<VulkanSlot*> batch(static_cast<std::size_t>(std::min(total, max_rows)));
+  std::vector<VulkanSlot*>& batch = impl_->batch_slots;
   for (int64_t t0 = 0; t0 < total; t0 += max_rows) {
     const int64_t rows = std::min(max_rows, total - t0);
     for (int64_t i = 0; i < rows; ++i) batch[static_cast<std::size_t>(i)] = static_cast<VulkanSlot*>(slots[t0 + i]);

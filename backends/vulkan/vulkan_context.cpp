@@ -128,6 +128,7 @@ DeviceDescription describe(const InstanceApi& api, VkPhysicalDevice pd) {
   d.type = type_name(p.deviceType);
   d.api_version = p.apiVersion;
   d.usable = p.apiVersion >= VK_API_VERSION_1_1 && compute_queue_family(api, pd) >= 0;
+  d.rank = type_rank(p.deviceType);
   return d;
 }
 
@@ -210,9 +211,10 @@ Context::Context(const std::string& selector) {
 
     // The device: the selector's, or the best usable type (first of equals).
     const std::vector<VkPhysicalDevice> devices = physical_devices(vi, instance_);
+    std::vector<DeviceDescription> described;
     std::string listing;
     for (std::size_t i = 0; i < devices.size(); ++i) {
-      const DeviceDescription d = describe(vi, devices[i]);
+      const DeviceDescription& d = described.emplace_back(describe(vi, devices[i]));
       listing += (listing.empty() ? "" : ", ") + std::to_string(i) + ": " + d.name + " (" + d.type +
                  (d.usable ? "" : ", unusable: needs Vulkan 1.1 and a compute queue") + ")";
     }
@@ -224,28 +226,24 @@ Context::Context(const std::string& selector) {
       const bool is_index = std::all_of(selector.begin(), selector.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
       for (std::size_t i = 0; i < devices.size() && chosen < 0; ++i) {
         const bool match = is_index ? std::strtoul(selector.c_str(), nullptr, 10) == i
-                                    : lower(describe(vi, devices[i]).name).find(lower(selector)) != std::string::npos;
+                                    : lower(described[i].name).find(lower(selector)) != std::string::npos;
         if (match) chosen = static_cast<int>(i);
       }
       if (chosen < 0) fail(M3_ERR_BACKEND_UNAVAILABLE, "Vulkan backend: no device matches \"" + selector + "\"; devices: " + listing);
-      if (!describe(vi, devices[static_cast<std::size_t>(chosen)]).usable)
+      if (!described[static_cast<std::size_t>(chosen)].usable)
         fail(M3_ERR_BACKEND_UNAVAILABLE, "Vulkan backend: device \"" + selector + "\" is not usable; devices: " + listing);
     } else {
       int best_rank = -1;
-      for (std::size_t i = 0; i < devices.size(); ++i) {
-        VkPhysicalDeviceProperties p{};
-        vi.vkGetPhysicalDeviceProperties(devices[i], &p);
-        if (describe(vi, devices[i]).usable && type_rank(p.deviceType) > best_rank) {
-          best_rank = type_rank(p.deviceType);
+      for (std::size_t i = 0; i < devices.size(); ++i)
+        if (described[i].usable && described[i].rank > best_rank) {
+          best_rank = described[i].rank;
           chosen = static_cast<int>(i);
         }
-      }
       if (chosen < 0) fail(M3_ERR_BACKEND_UNAVAILABLE, "Vulkan backend: no usable device; devices: " + listing);
     }
     physical_ = devices[static_cast<std::size_t>(chosen)];
 
     VkPhysicalDeviceSubgroupProperties subgroup{};
-
     subgroup.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES;
     VkPhysicalDeviceProperties2 props2{};
     props2.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2;
@@ -265,14 +263,10 @@ Context::Context(const std::string& selector) {
     caps_.subgroup_arithmetic = (subgroup.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
                                 (subgroup.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT) &&
                                 !disabled("subgroups");
-    caps_.subgroup_size = subgroup.subgroupSize;
     caps_.max_storage_buffer_range = limits.maxStorageBufferRange;
     caps_.max_workgroup_invocations = limits.maxComputeWorkGroupInvocations;
     caps_.max_shared_memory = limits.maxComputeSharedMemorySize;
     caps_.max_workgroup_count_x = limits.maxComputeWorkGroupCount[0];
-    for (uint32_t i = 0; i < memory_.memoryHeapCount; ++i)
-      if (memory_.memoryHeaps[i].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT)
-        caps_.device_local_bytes = std::max<uint64_t>(caps_.device_local_bytes, memory_.memoryHeaps[i].size);
 
     const int family = compute_queue_family(vi, physical_);
     const float priority = 1.0f;

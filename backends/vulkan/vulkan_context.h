@@ -20,6 +20,7 @@ struct DeviceDescription {
   std::string type;  // "discrete GPU", "integrated GPU", "virtual GPU", "CPU", "other"
   uint32_t api_version = 0;
   bool usable = false;  // Vulkan 1.1 and a compute queue
+  int rank = 0;         // preference by type: discrete 4 > integrated > virtual > CPU 1 > other 0
 };
 
 // The devices of the system's Vulkan driver(s), in the loader's order; empty with the
@@ -31,12 +32,10 @@ std::vector<DeviceDescription> list_devices(std::string* why);
 struct DeviceCapabilities {
   bool storage_16bit = false;        // storageBuffer16BitAccess
   bool subgroup_arithmetic = false;  // subgroup add in compute shaders
-  uint32_t subgroup_size = 0;
   uint64_t max_storage_buffer_range = 0;
   uint32_t max_workgroup_invocations = 0;
   uint32_t max_shared_memory = 0;
   uint32_t max_workgroup_count_x = 0;
-  uint64_t device_local_bytes = 0;  // the largest device-local heap
 };
 
 class Context;
