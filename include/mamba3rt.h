@@ -74,7 +74,9 @@ typedef enum m3_status M3_ENUM_BASE {
   M3_ERR_BUFFER_TOO_SMALL = 7,    /* the needed size was written to the size out-param  */
   M3_ERR_MODEL_MISMATCH = 8,      /* state blob or session belongs to another model      */
   M3_ERR_SESSION_BUSY = 9,        /* the session is in use by another thread             */
-  M3_ERR_INTERNAL = 10
+  M3_ERR_INTERNAL = 10,
+  M3_ERR_LIMIT_EXCEEDED = 11,     /* a configured limit (e.g. an engine's max_streams)   */
+  M3_ERR_TIMEOUT = 12             /* nothing arrived within the timeout                  */
 } m3_status;
 
 /* [stable] Human-readable name of a status ("M3_ERR_FORMAT", ...). Never NULL.
@@ -92,7 +94,8 @@ M3_API const char* m3_version(void);
 M3_API uint32_t m3_abi_version(void);
 
 /* [experimental] How many handles the caller must still free, process-wide: models, model
- * params, sessions, owned tokenizers, gen params and generations created and not yet freed
+ * params, sessions, owned tokenizers, gen params, generations, engine params, engines and
+ * streams created and not yet freed
  * (borrowed handles such as m3_model_tokenizer's are not counted). Bindings' tests use it
  * as a leak check. Thread safety: any thread. */
 M3_API int64_t m3_live_handles(void);
@@ -427,6 +430,102 @@ typedef enum m3_gen_stat M3_ENUM_BASE {
 
 /* [stable] Timing and counts since the generation was created. */
 M3_API m3_status m3_generation_stat(const m3_generation* generation, m3_gen_stat stat, double* out_value);
+
+/* ------------------------------------------------------------------------------------ */
+/* Streaming engine: many concurrent streams on one model                                */
+/* ------------------------------------------------------------------------------------ */
+
+/* An engine runs many streams (generation requests) on one model with one scheduler
+ * thread. Every step it decodes all generating streams in one batched backend call,
+ * feeds the prompts of newly admitted streams in chunks (at most prefill_budget tokens a
+ * step, so running streams keep a steady rate), and drops finished streams from the batch
+ * at once. A stream's state never grows, so an engine can hold thousands of live streams.
+ *
+ * Batching does not change results: a stream produces the tokens that the same request
+ * gives alone through m3_generation with the same m3_gen_params (seed included).
+ *
+ * Thread safety: every engine and stream function may be called from any thread. Output
+ * callbacks run on the scheduler thread: they must return quickly and must not free their
+ * stream or the engine (they may push input to and cancel any stream). [experimental] */
+typedef struct m3_engine m3_engine;
+typedef struct m3_engine_params m3_engine_params;
+typedef struct m3_stream m3_stream;
+
+M3_API m3_status m3_engine_params_create(m3_engine_params** out_params);
+M3_API void m3_engine_params_destroy(m3_engine_params* params); /* NULL is a no-op */
+/* Streams decoded together in one step (default 256, 1..65536); more runnable streams wait
+ * their turn in submission order. */
+M3_API m3_status m3_engine_params_set_max_batch(m3_engine_params* params, int32_t max_batch);
+/* Live streams, each holding one state slot (default 4096, 1..2^24); m3_engine_submit
+ * beyond it fails with M3_ERR_LIMIT_EXCEEDED. */
+M3_API m3_status m3_engine_params_set_max_streams(m3_engine_params* params, int32_t max_streams);
+/* Prompt tokens per prefill call of one stream (default 256) and per step over all
+ * streams (default 512). */
+M3_API m3_status m3_engine_params_set_prefill_chunk(m3_engine_params* params, int32_t tokens);
+M3_API m3_status m3_engine_params_set_prefill_budget(m3_engine_params* params, int32_t tokens);
+/* Output events buffered per pull stream (default 64): a stream whose reader is that far
+ * behind pauses (it leaves the batch) until the reader catches up, so a slow reader never
+ * grows memory. */
+M3_API m3_status m3_engine_params_set_queue_capacity(m3_engine_params* params, int32_t events);
+
+/* Starts an engine (and its scheduler thread) on a model; params may be NULL (defaults). */
+M3_API m3_status m3_engine_create(m3_model* model, const m3_engine_params* params, m3_engine** out_engine);
+/* Stops the scheduler. Running streams end with M3_FINISH_CANCELLED; their handles stay
+ * valid (and must still be freed), later pushes fail. NULL is a no-op. */
+M3_API void m3_engine_free(m3_engine* engine);
+
+/* Output callback: one call per event, on the scheduler thread. token is -1 when no token
+ * was produced (a final flushed piece, or the end); finish is M3_FINISH_NONE while the turn
+ * runs. piece is not NUL-terminated. Return non-zero to cancel the stream. */
+typedef int (*m3_stream_callback)(void* user_data, int32_t token, const char* piece, size_t piece_len,
+                                  m3_finish_reason finish);
+
+/* A new stream, idle until input is pushed. params may be NULL (defaults). With prefix
+ * (may be NULL) the stream starts from a copy of that session's state, e.g. a system
+ * prompt computed once and shared by many streams; the session is not changed, and must
+ * not be used by another thread during this call. With a callback, output goes to it;
+ * without one, pull it with m3_stream_next. */
+M3_API m3_status m3_engine_submit(m3_engine* engine, const m3_gen_params* params, const m3_session* prefix,
+                                  m3_stream_callback callback, void* user_data, m3_stream** out_stream);
+/* Cancels the stream if it is running and releases it (its state slot is freed by the
+ * scheduler right after). NULL is a no-op. Not from the stream's own callback. */
+M3_API void m3_stream_free(m3_stream* stream);
+
+/* Append input: the prompt, a dialogue turn after a finish (starts a new turn), or live
+ * input while generating (fed before the next token). The first text pushed into a stream
+ * without prefix gets the tokenizer's special tokens when the params say so. */
+M3_API m3_status m3_stream_push_text(m3_stream* stream, const char* text, size_t len);
+M3_API m3_status m3_stream_push_tokens(m3_stream* stream, const int32_t* tokens, size_t n_tokens);
+
+/* Pull the next output event, waiting up to timeout_ms (negative: no limit; 0: poll).
+ * The out-parameters are as in m3_generation_next (two-call pattern on *out_len; with
+ * M3_ERR_BUFFER_TOO_SMALL the event is kept for the next call). M3_ERR_TIMEOUT when no
+ * event came in time. After a finish, and until new input is pushed, it returns that
+ * finish at once (token -1, empty piece). A stream the engine failed returns the error's
+ * status and message once, with *out_finish M3_FINISH_CANCELLED. Only for streams without
+ * a callback. */
+M3_API m3_status m3_stream_next(m3_stream* stream, int32_t timeout_ms, int32_t* out_token, char* piece,
+                                size_t capacity, size_t* out_len, m3_finish_reason* out_finish);
+
+/* Ask the stream to stop its turn; it ends with M3_FINISH_CANCELLED at the next step (between
+ * prefill chunks or tokens). Pending input stays pending for the next turn. */
+M3_API m3_status m3_stream_cancel(m3_stream* stream);
+
+/* Counts and timing of the stream (M3_STAT_TTFT_MS: first push to first token). */
+M3_API m3_status m3_stream_stat(const m3_stream* stream, m3_gen_stat stat, double* out_value);
+
+typedef enum m3_engine_stat_key M3_ENUM_BASE {
+  M3_ENGINE_LIVE_STREAMS = 0,     /* submitted and not yet freed                       */
+  M3_ENGINE_RUNNING_STREAMS = 1,  /* in the last step (prefilling or decoding)          */
+  M3_ENGINE_WAITING_STREAMS = 2,  /* with work, left out of the last step by max_batch  */
+  M3_ENGINE_PAUSED_STREAMS = 3,   /* with work, left out because their queue was full   */
+  M3_ENGINE_STEPS = 4,            /* scheduler steps run                                */
+  M3_ENGINE_GENERATED_TOKENS = 5, /* tokens sampled, all streams                        */
+  M3_ENGINE_PROMPT_TOKENS = 6,    /* input tokens fed, all streams                      */
+  M3_ENGINE_LAST_BATCH = 7        /* streams in the last batched decode                 */
+} m3_engine_stat_key;
+
+M3_API m3_status m3_engine_stat(const m3_engine* engine, m3_engine_stat_key stat, int64_t* out_value);
 
 #ifdef __cplusplus
 } /* extern "C" */

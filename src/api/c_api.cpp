@@ -49,6 +49,8 @@ const char* m3_status_name(m3_status status) {
     case M3_ERR_MODEL_MISMATCH: return "M3_ERR_MODEL_MISMATCH";
     case M3_ERR_SESSION_BUSY: return "M3_ERR_SESSION_BUSY";
     case M3_ERR_INTERNAL: return "M3_ERR_INTERNAL";
+    case M3_ERR_LIMIT_EXCEEDED: return "M3_ERR_LIMIT_EXCEEDED";
+    case M3_ERR_TIMEOUT: return "M3_ERR_TIMEOUT";
   }
   return "M3_ERR_UNKNOWN";
 }

@@ -2,11 +2,13 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <optional>
 
 #include "generation/generation.h"
 #include "model/model.h"
 #include "session/session.h"
+#include "streaming/engine.h"
 #include "tokenizer/tokenizer.h"
 
 struct m3_model_params {
@@ -37,4 +39,19 @@ struct m3_generation {
   m3::Generation generation;
   // A produced step the caller's buffer was too small for; delivered by the next call.
   std::optional<m3::GenerationStep> undelivered;
+};
+
+struct m3_engine_params {
+  m3::streaming::EngineOptions options;
+};
+
+struct m3_engine {
+  std::unique_ptr<m3::streaming::Engine> engine;
+};
+
+struct m3_stream {
+  std::shared_ptr<m3::streaming::Stream> stream;
+  std::mutex next_mutex;  // m3_stream_next from several threads: one event each
+  // An event the caller's buffer was too small for; delivered by the next call.
+  std::optional<m3::streaming::StreamEvent> undelivered;
 };
