@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 packages=(cmake ninja-build g++ pkg-config libgtest-dev nlohmann-json3-dev libpcre2-dev libxsimd-dev xtl-dev
   golang-go mono-mcs mono-runtime  # toolchains of the Go and C# binding tests
   libvulkan-dev glslc spirv-tools libspirv-cross-c-shared-dev  # the Vulkan backend's build
-  mesa-vulkan-drivers vulkan-validationlayers)  # its tests: lavapipe (Vulkan on the CPU), validation layers
+  mesa-vulkan-drivers vulkan-validationlayers  # its tests: lavapipe (Vulkan on the CPU), validation layers
+  libcpp-httplib-dev)  # the streaming server (mamba3rt serve)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

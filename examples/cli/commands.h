@@ -18,6 +18,7 @@ int run_chat(const std::vector<std::string>& args);
 int run_perplexity(const std::vector<std::string>& args);
 int run_quantize(const std::vector<std::string>& args);
 int run_bench(const std::vector<std::string>& args);
+int run_serve(const std::vector<std::string>& args);
 
 // Shared helpers.
 m3_backend parse_backend(const std::string& name);

@@ -35,6 +35,10 @@ const Command kCommands[] = {
      "[--fma-peak GFLOP/s] [--bw-buffer-mb MB] [--tmp-dir DIR] [--keep-model DIR]"},
     {"quantize", cli::run_quantize,
      "quantize --model DIR --type f32|f16|bf16|int8|q4 --out DIR2 [--embedding-type T] [--force]"},
+    {"serve", cli::run_serve,
+     "serve [--model DIR] [--port P (8080; 0: any)] [--host H] [--max-streams N] [--max-batch N] [--max-tokens N]\n"
+     "        [--max-prompt-tokens N] [--queue-capacity N] [--prefill-chunk N] [--prefill-budget N] [--model-name S]\n"
+     "        OpenAI-compatible /v1/completions (SSE when stream is true), /v1/models, /health, /metrics"},
     {"tokenize", cli::run_tokenize, "tokenize (--model DIR | --tokenizer FILE.json) (--text T | --file F) [--special]"},
 };
 
