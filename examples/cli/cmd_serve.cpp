@@ -1,5 +1,7 @@
 // mamba3rt serve: the OpenAI-compatible streaming server (examples/server) on one model.
 // Prints "listening on http://HOST:PORT" once it accepts connections; SIGINT/SIGTERM stop it.
+#include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -72,13 +74,16 @@ int run_serve(const std::vector<std::string>& argv) {
               device_name(model.get()).c_str());
   std::fflush(stdout);
 
+  std::atomic<bool> returned{false};
   std::thread stopper([&] {
     int sig = 0;
     sigwait(&stop_signals, &sig);
-    http.stop();
+    while (!returned && !http.listening()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    if (!returned) http.stop();
   });
   http.listen();
   // listen() also returns on its own (a socket error): wake the waiter so it can be joined.
+  returned = true;
   pthread_kill(stopper.native_handle(), SIGTERM);
   stopper.join();
   std::fprintf(stderr, "mamba3rt serve: stopped\n");

@@ -4,6 +4,7 @@
 #include <ctime>
 #include <random>
 #include <stdexcept>
+#include <thread>
 
 #include <httplib.h>
 #include <nlohmann/json.hpp>
@@ -122,6 +123,12 @@ int CompletionServer::bind() {
 }
 
 void CompletionServer::listen() { http_->listen_after_bind(); }
+
+bool CompletionServer::listening() const { return http_->is_running(); }
+
+void CompletionServer::wait_until_listening() const {
+  while (!listening()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+}
 
 void CompletionServer::stop() { http_->stop(); }
 

@@ -42,6 +42,10 @@ class CompletionServer {
   int bind();
   // Serves until stop() (from another thread or a signal handler thread).
   void listen();
+  // Whether listen() accepts connections (a stop() before that would be lost).
+  bool listening() const;
+  // Blocks until listening().
+  void wait_until_listening() const;
   void stop();
 
  private:
