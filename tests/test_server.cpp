@@ -139,7 +139,7 @@ class Server : public ::testing::Test {
     options.port = 0;
     options.model_name = "test-model";
     options.max_body_bytes = 64 * 1024;
-    options.idle_ping_ms = 50;
+    options.idle_ping_ms = 1000;
     server_ = std::make_unique<server::CompletionServer>(model_, engine_, options);
     port_ = server_->bind();
     listener_ = std::thread([this] { server_->listen(); });
@@ -277,9 +277,13 @@ TEST_F(Server, ManyConcurrentStreamingClientsEachGetTheirOwnAnswer) {
   std::vector<std::thread> threads;
   for (int i = 0; i < kClients; ++i) {
     threads.emplace_back([&, i] {
+      const auto t0 = std::chrono::steady_clock::now();
       auto res = post({{"prompt", "Number " + std::to_string(i)}, {"max_tokens", 10 + i}, {"stream", true},
                        {"temperature", 1.0}, {"seed", i}});
-      if (!res || res->status != 200) return;
+      if (!res || res->status != 200) {
+        got[i] = !res ? "(no response: " + httplib::to_string(res.error()) + " after " + std::to_string(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()) + " s)" : "(" + res->body + ")";
+        return;
+      }
       bool done = false;
       std::string finish;
       got[i] = sse_text(res->body, &done, &finish);

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <ctime>
 #include <random>
+#include <sys/socket.h>
 #include <stdexcept>
 #include <thread>
 
@@ -62,11 +63,14 @@ std::string sse(const json& j) { return "data: " + j.dump(-1, ' ', false, json::
 
 CompletionServer::CompletionServer(m3_model* model, m3_engine* engine, ServerOptions options)
     : model_(model), engine_(engine), options_(std::move(options)), http_(std::make_unique<httplib::Server>()) {
-  if (m3_model_tokenizer(model_, &tokenizer_) != M3_OK)
-    throw std::runtime_error("the model has no tokenizer.json; the server needs one for text prompts");
+  if (m3_model_tokenizer(model_, &tokenizer_) != M3_OK) tokenizer_ = nullptr;  // token-id prompts only
   const int threads = options_.http_threads;
   http_->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
   http_->set_payload_max_length(options_.max_body_bytes);
+  http_->set_socket_options([this](int sock) {
+    httplib::default_socket_options(sock);
+    listen_socket_ = sock;
+  });
 
   http_->Get("/health", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(R"({"status":"ok"})", "application/json");
@@ -119,6 +123,9 @@ int CompletionServer::bind() {
                                       : (http_->bind_to_port(options_.host, options_.port) ? options_.port : -1);
   if (port < 0)
     throw std::runtime_error("cannot listen on " + options_.host + ":" + std::to_string(options_.port));
+  // The packaged cpp-httplib listens with a backlog of 5; when many clients connect at once
+  // while the CPUs are busy, the rest would be dropped. Listening again raises it.
+  if (listen_socket_ >= 0) ::listen(listen_socket_, SOMAXCONN);
   return port;
 }
 
@@ -152,6 +159,8 @@ void CompletionServer::completions(const httplib::Request& req, httplib::Respons
   // The prompt's tokens, checked against the limit before anything is queued.
   std::vector<int32_t> prompt = r.prompt_tokens;
   if (!r.prompt_is_tokens) {
+    if (!tokenizer_)
+      throw RequestError(400, "this model has no tokenizer: send the prompt as an array of token ids", "prompt");
     size_t n = 0;
     m3_tokenize(tokenizer_, r.prompt_text.data(), r.prompt_text.size(), 1, nullptr, 0, &n);
     prompt.resize(n);
@@ -255,7 +264,9 @@ void CompletionServer::completions(const httplib::Request& req, httplib::Respons
           *state = false;
           metrics_.add_ttft_ms(ms_since_arrival());
         }
-        if (!e.piece.empty() || e.finish != M3_FINISH_NONE) {
+        // One chunk per token (its text may be empty while a stop string or a UTF-8
+        // character is incomplete), and one for the finish.
+        if (e.token >= 0 || !e.piece.empty() || e.finish != M3_FINISH_NONE) {
           const json chunk = {{"id", id},
                               {"object", "text_completion"},
                               {"created", created},

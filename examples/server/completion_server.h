@@ -59,6 +59,7 @@ class CompletionServer {
   std::unique_ptr<httplib::Server> http_;
   ServerMetrics metrics_;
   std::atomic<uint64_t> next_id_{1};
+  int listen_socket_ = -1;
 };
 
 }  // namespace server
