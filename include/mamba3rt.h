@@ -441,12 +441,15 @@ M3_API m3_status m3_generation_stat(const m3_generation* generation, m3_gen_stat
  * step, so running streams keep a steady rate), and drops finished streams from the batch
  * at once. A stream's state never grows, so an engine can hold thousands of live streams.
  *
- * Batching does not change results: a stream produces the tokens that the same request
- * gives alone through m3_generation with the same m3_gen_params (seed included).
+ * Batching does not change results on the CPU backends: a stream produces exactly the tokens
+ * that the same request gives alone through m3_generation with the same m3_gen_params (seed
+ * included). GPU backends round their batched products differently at different batch sizes,
+ * so there a stream matches the request alone up to rounding, and sampled tokens can diverge.
  *
  * Thread safety: every engine and stream function may be called from any thread. Output
- * callbacks run on the scheduler thread: they must return quickly and must not free their
- * stream or the engine (they may push input to and cancel any stream). [experimental] */
+ * callbacks run on the scheduler thread (the final cancellations of m3_engine_free on the
+ * thread that frees the engine): they must return quickly and must not free their stream or
+ * the engine (they may push input to and cancel any stream). [experimental] */
 typedef struct m3_engine m3_engine;
 typedef struct m3_engine_params m3_engine_params;
 typedef struct m3_stream m3_stream;
@@ -488,7 +491,9 @@ typedef int (*m3_stream_callback)(void* user_data, int32_t token, const char* pi
 M3_API m3_status m3_engine_submit(m3_engine* engine, const m3_gen_params* params, const m3_session* prefix,
                                   m3_stream_callback callback, void* user_data, m3_stream** out_stream);
 /* Cancels the stream if it is running and releases it (its state slot is freed by the
- * scheduler right after). NULL is a no-op. Not from the stream's own callback. */
+ * scheduler right after). A callback in progress finishes first; none is called after this
+ * returns, so the callback's user_data may be freed then. NULL is a no-op. Not from the
+ * stream's own callback. */
 M3_API void m3_stream_free(m3_stream* stream);
 
 /* Append input: the prompt, a dialogue turn after a finish (starts a new turn), or live

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "common/error.h"
@@ -32,15 +34,28 @@ void validate(const EngineOptions& options) {
 Engine::Engine(std::shared_ptr<const Model> model, const EngineOptions& options)
     : model_(std::move(model)), options_(options) {
   validate(options_);
+  if (const char* p = std::getenv("MAMBA3RT_ENGINE_PROFILE")) profile_ = std::string(p) == "1";
+  const m3_backend kind = model_->backend().kind();
+  if (kind != M3_BACKEND_CPU && kind != M3_BACKEND_CPU_REFERENCE) {
+    const int threads = std::clamp(static_cast<int>(std::thread::hardware_concurrency()) / 2, 1, 8);
+    if (threads > 1) sampling_pool_ = std::make_unique<cpu::ThreadPool>(threads);
+  }
   scheduler_ = std::thread([this] { run(); });
 }
 
 Engine::~Engine() {
   signal_->stop();
   scheduler_.join();
+  if (profile_)
+    std::fprintf(stderr,
+                 "mamba3rt engine: %lld steps, %lld tokens generated, %lld fed; scheduler time: prefill %.3f s, "
+                 "decode %.3f s, sampling and output %.3f s\n",
+                 static_cast<long long>(stats_.steps.load()), static_cast<long long>(stats_.generated_tokens.load()),
+                 static_cast<long long>(stats_.prompt_tokens.load()), prefill_seconds_, decode_seconds_,
+                 sample_seconds_);
   take_submitted();
   for (auto& s : streams_) {
-    s->take_input();
+    if (s->take_input().closed) continue;  // freed handles get no more output
     if (s->turn().finished() == M3_FINISH_NONE && (s->turn().has_logits() || s->turn().unfed() >= 0 ||
                                                    !s->turn().input().empty()))
       s->emit(s->turn().finish(M3_FINISH_CANCELLED));
@@ -139,20 +154,23 @@ bool Engine::step() {
   stats_.running = static_cast<int64_t>(prefilling_.size() + decoding_.size());
   if (prefilling_.empty() && decoding_.empty()) return false;
 
+  // Prefill shares the step with the decoding streams: at most prefill_budget tokens, and
+  // while streams are decoding, prefill for no longer than half a decode step (beyond the
+  // first chunk), so that their inter-token time stays steady however many requests arrive.
   std::size_t budget = static_cast<std::size_t>(options_.prefill_budget);
+  const double time_cap = decoding_.empty() ? 1e30 : 0.5 * last_decode_seconds_;
+  const auto prefill_start = std::chrono::steady_clock::now();
+  bool fed_any = false;
   for (Stream* s : prefilling_) {
-    if (budget == 0) break;
     // Whole chunks only (their boundaries must not depend on other streams); the first
-    // chunk of a step may overrun the budget so that every step makes progress.
+    // chunk of a step may overrun the budgets so that every step makes progress.
     while (!s->turn().input().empty() && s->turn().finished() == M3_FINISH_NONE) {
       const std::size_t next = std::min<std::size_t>(options_.prefill_chunk, s->turn().input().size());
-      if (next > budget && budget < static_cast<std::size_t>(options_.prefill_budget)) {
-        budget = 0;
-        break;
-      }
+      if (fed_any && (next > budget || seconds_since(prefill_start) >= time_cap)) break;
       budget -= std::min(budget, prefill_chunk(*s, next));
-      if (budget == 0) break;
+      fed_any = true;
     }
+    if (fed_any && (budget == 0 || seconds_since(prefill_start) >= time_cap)) break;
   }
   if (!decoding_.empty()) decode(decoding_);
   stats_.steps.fetch_add(1);
@@ -177,6 +195,7 @@ std::size_t Engine::prefill_chunk(Stream& s, std::size_t n) {
   t.input_fed(n);
   stats_.prompt_tokens.fetch_add(static_cast<int64_t>(n));
   s.add_prefill_seconds(seconds_since(t0));
+  prefill_seconds_ += seconds_since(t0);
   if (t.input().empty()) sample(s, logits_.data());
   return n;
 }
@@ -191,6 +210,7 @@ void Engine::decode(std::vector<Stream*>& streams) {
     batch_sessions_.push_back(&s->session());
     batch_tokens_.push_back(s->turn().unfed());
   }
+  const auto t0 = std::chrono::steady_clock::now();
   try {
     Session::decode_batch(batch_sessions_.data(), batch_tokens_.data(), n, logits_.data(), n * padded);
   } catch (const Error& e) {
@@ -201,9 +221,40 @@ void Engine::decode(std::vector<Stream*>& streams) {
     return;
   }
   stats_.last_batch = static_cast<int64_t>(n);
+  const auto t1 = std::chrono::steady_clock::now();
+  last_decode_seconds_ = std::chrono::duration<double>(t1 - t0).count();
+  decode_seconds_ += last_decode_seconds_;
+  for (Stream* s : streams) s->turn().unfed_fed();
+  sample_batch(streams, logits_.data());
+  sample_seconds_ += seconds_since(t1);
+}
+
+void Engine::sample_batch(std::vector<Stream*>& streams, const float* logits) {
+  const std::size_t padded = static_cast<std::size_t>(model_->config().vocab_padded);
+  const std::size_t n = streams.size();
+  if (!sampling_pool_ || n < 4) {
+    for (std::size_t i = 0; i < n; ++i) sample(*streams[i], logits + i * padded);
+    return;
+  }
+  steps_.resize(n);
+  generated_before_.resize(n);
+  sampling_failed_.assign(n, 0);
+  sampling_pool_->run_chunks(static_cast<int64_t>(n), [&](int64_t i, int) {
+    Turn& t = streams[i]->turn();
+    generated_before_[i] = t.generated_tokens();
+    try {  // nothing may escape a pool thread
+      steps_[i] = t.sample(std::span<const float>(logits + i * padded, padded));
+    } catch (...) {
+      sampling_failed_[i] = 1;
+    }
+  });
   for (std::size_t i = 0; i < n; ++i) {
-    streams[i]->turn().unfed_fed();
-    sample(*streams[i], logits_.data() + i * padded);
+    if (sampling_failed_[i]) {
+      streams[i]->emit_error(M3_ERR_OUT_OF_MEMORY, "sampling failed (out of memory)");
+      continue;
+    }
+    stats_.generated_tokens.fetch_add(streams[i]->turn().generated_tokens() - generated_before_[i]);
+    streams[i]->emit(std::move(steps_[i]));
   }
 }
 

@@ -2,8 +2,9 @@
 // with continuous batching.
 //
 // Each step the scheduler (1) takes the streams' new input, cancels and frees, (2) feeds
-// prompt chunks of the streams still prefilling, at most `prefill_budget` tokens in all, so
-// that running streams keep a steady token rate while new requests are admitted, and (3)
+// prompt chunks of the streams still prefilling, at most `prefill_budget` tokens in all and,
+// while streams are decoding, for no longer than half a decode step, so that running
+// streams keep a steady token rate while new requests are admitted, and (3)
 // decodes one token for every stream that is generating, all in one batched backend call.
 // Streams run in the order they were submitted; beyond `max_batch` runnable streams the
 // rest wait. A stream leaves the step the moment its turn finishes.
@@ -20,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "backends/cpu/thread_pool.h"
 #include "model/model.h"
 #include "streaming/stream.h"
 
@@ -71,6 +73,9 @@ class Engine {
   void decode(std::vector<Stream*>& streams);
   // Samples the stream's next token from its logits and hands the result to the stream.
   void sample(Stream& s, const float* logits);
+  // The same for a whole decoded batch: sampling in parallel (each stream has its own
+  // sampler), then the results handed over in order on the scheduler thread.
+  void sample_batch(std::vector<Stream*>& streams, const float* logits);
 
   const std::shared_ptr<const Model> model_;
   const EngineOptions options_;
@@ -86,6 +91,18 @@ class Engine {
   std::vector<Session*> batch_sessions_;
   std::vector<int32_t> batch_tokens_;
   std::vector<float> logits_;
+  std::vector<GenerationStep> steps_;
+  std::vector<int64_t> generated_before_;
+  std::vector<char> sampling_failed_;
+  // Sampling a large vocabulary costs about as much per stream as a GPU's decode step
+  // does per row, so batches are sampled on several threads (GPU backends only: on the
+  // CPU backends the cores are busy with the model).
+  std::unique_ptr<cpu::ThreadPool> sampling_pool_;
+
+  // MAMBA3RT_ENGINE_PROFILE=1: where the scheduler's time went, printed when the engine stops.
+  bool profile_ = false;
+  double prefill_seconds_ = 0, decode_seconds_ = 0, sample_seconds_ = 0;
+  double last_decode_seconds_ = 0;  // the prefill time allowed in a step with decoding streams
 
   std::thread scheduler_;
 };

@@ -91,6 +91,11 @@ void Stream::close() {
     if (closed_) return;
     closed_ = true;
   }
+  // A callback in progress finishes before the handle goes; none starts after (deliver checks
+  // closed_ under callback_mutex_), so the caller may free the callback's data at once.
+  if (callback_) {
+    std::lock_guard<std::mutex> wait(callback_mutex_);
+  }
   live_streams_->fetch_sub(1);
   signal_->notify();
 }
@@ -146,8 +151,10 @@ void Stream::emit_error(m3_status status, const std::string& message) {
 
 void Stream::deliver(StreamEvent event) {
   if (callback_) {
+    std::lock_guard<std::mutex> calling(callback_mutex_);
     {
       std::lock_guard<std::mutex> lock(mutex_);
+      if (closed_) return;  // the handle is freed: its callback data may be gone
       event.pushes_seen = pushes_absorbed_;
     }
     const bool go_on = callback_(event);

@@ -85,6 +85,7 @@ class Stream {
   const bool session_was_empty_;
 
   mutable std::mutex mutex_;
+  std::mutex callback_mutex_;  // held while the callback runs (see close())
   std::condition_variable output_ready_;
   std::vector<int32_t> inbox_;
   std::deque<StreamEvent> events_;
