@@ -67,6 +67,7 @@ CompletionServer::CompletionServer(m3_model* model, m3_engine* engine, ServerOpt
   const int threads = options_.http_threads;
   http_->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
   http_->set_payload_max_length(options_.max_body_bytes);
+  http_->set_tcp_nodelay(true);  // each token is a small write that must leave at once
   http_->set_socket_options([this](int sock) {
     httplib::default_socket_options(sock);
     listen_socket_ = sock;
@@ -210,13 +211,17 @@ void CompletionServer::completions(const httplib::Request& req, httplib::Respons
     std::string text;
     int64_t generated = 0;
     Event e;
-    bool first = true;
+    Clock::time_point last_token{};
     while (e.finish == M3_FINISH_NONE) {
       if (!next_event(raw, -1, e)) continue;
       if (e.token >= 0) {
-        ++generated;
-        if (first) metrics_.add_ttft_ms(ms_since_arrival());
-        first = false;
+        const auto now = Clock::now();
+        if (generated++ == 0) {
+          metrics_.add_ttft_ms(ms_since_arrival());
+        } else {
+          metrics_.add_inter_token_seconds(std::chrono::duration<double>(now - last_token).count());
+        }
+        last_token = now;
       }
       text += e.piece;
     }
@@ -239,11 +244,12 @@ void CompletionServer::completions(const httplib::Request& req, httplib::Respons
   metrics_.stream_opened();
   const std::string model_name = options_.model_name;
   const int ping_ms = options_.idle_ping_ms;
-  auto state = std::make_shared<bool>(true);  // first token still to come
+  // The previous token's arrival; epoch: none yet.
+  auto last_token = std::make_shared<Clock::time_point>();
   res.set_header("Cache-Control", "no-cache");
   res.set_chunked_content_provider(
       "text/event-stream",
-      [this, stream, id, created, model_name, ping_ms, state, ms_since_arrival](size_t, httplib::DataSink& sink) {
+      [this, stream, id, created, model_name, ping_ms, last_token, ms_since_arrival](size_t, httplib::DataSink& sink) {
         Event e;
         try {
           if (!next_event(stream.get(), ping_ms, e)) {
@@ -260,9 +266,14 @@ void CompletionServer::completions(const httplib::Request& req, httplib::Respons
           sink.done();
           return true;
         }
-        if (e.token >= 0 && *state) {
-          *state = false;
-          metrics_.add_ttft_ms(ms_since_arrival());
+        if (e.token >= 0) {
+          const auto now = Clock::now();
+          if (*last_token == Clock::time_point{}) {
+            metrics_.add_ttft_ms(ms_since_arrival());
+          } else {
+            metrics_.add_inter_token_seconds(std::chrono::duration<double>(now - *last_token).count());
+          }
+          *last_token = now;
         }
         // One chunk per token (its text may be empty while a stop string or a UTF-8
         // character is incomplete), and one for the finish.

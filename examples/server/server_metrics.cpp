@@ -11,6 +11,18 @@ void family(std::ostringstream& out, const char* name, const char* type, const c
 
 }  // namespace
 
+const double ServerMetrics::kBucketBounds[ServerMetrics::kBuckets] = {
+    0.0005, 0.001, 0.002, 0.003, 0.004, 0.006, 0.008, 0.010, 0.012, 0.015,
+    0.020,  0.025, 0.030, 0.040, 0.050, 0.075, 0.100, 0.250, 0.500, 1.0};
+
+void ServerMetrics::add_inter_token_seconds(double s) {
+  int b = 0;
+  while (b < kBuckets && s > kBucketBounds[b]) ++b;
+  std::lock_guard<std::mutex> lock(mutex_);
+  ++itl_buckets_[b];
+  itl_sum_ += s;
+}
+
 void ServerMetrics::count_request(const std::string& path, int status) {
   std::lock_guard<std::mutex> lock(mutex_);
   ++requests_[{path, status}];
@@ -57,6 +69,20 @@ std::string ServerMetrics::render(const m3_engine* engine) const {
   family(out, "mamba3rt_time_to_first_token_milliseconds", "summary", "Request arrival to first token.");
   out << "mamba3rt_time_to_first_token_milliseconds_sum " << ttft_sum_ms_ << '\n';
   out << "mamba3rt_time_to_first_token_milliseconds_count " << ttft_count_ << '\n';
+  family(out, "mamba3rt_inter_token_seconds", "histogram", "Time between two tokens of one request.");
+  int64_t cumulative = 0;
+  for (int b = 0; b <= kBuckets; ++b) {
+    cumulative += itl_buckets_[b];
+    out << "mamba3rt_inter_token_seconds_bucket{le=\"";
+    if (b < kBuckets) {
+      out << kBucketBounds[b];
+    } else {
+      out << "+Inf";
+    }
+    out << "\"} " << cumulative << '\n';
+  }
+  out << "mamba3rt_inter_token_seconds_sum " << itl_sum_ << '\n';
+  out << "mamba3rt_inter_token_seconds_count " << cumulative << '\n';
   return out.str();
 }
 
