@@ -20,6 +20,10 @@
 //	}
 //	if err := wait(); err != nil { ... }
 //
+// An Engine (Model.NewEngine) runs many concurrent Streams on one model, decoded in batches by
+// one scheduler thread: Submit a stream, push its input, and read its events with Next, which
+// waits up to a timeout (errors.Is(err, ErrTimeout) when nothing came in time).
+//
 // Every type has a Close method that frees its C handle; a finalizer frees it too if Close
 // was never called, but only when the garbage collector gets to it, so call Close. Methods
 // on a closed value return an error that matches ErrClosed. Failed calls return *Error,

@@ -25,6 +25,8 @@ const (
 	StatusModelMismatch      Status = C.M3_ERR_MODEL_MISMATCH
 	StatusSessionBusy        Status = C.M3_ERR_SESSION_BUSY
 	StatusInternal           Status = C.M3_ERR_INTERNAL
+	StatusLimitExceeded      Status = C.M3_ERR_LIMIT_EXCEEDED // a configured limit, e.g. an engine's max streams
+	StatusTimeout            Status = C.M3_ERR_TIMEOUT        // nothing arrived within the timeout
 )
 
 // String is the C name of the status, e.g. "M3_ERR_FORMAT".
@@ -44,11 +46,17 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("mamba3rt: %s: %s: %s", e.Op, e.Status, e.Message)
 }
 
-// Is makes errors.Is(err, ErrClosed) true for calls on closed values.
-func (e *Error) Is(target error) bool { return target == ErrClosed && e.closed }
+// Is makes errors.Is(err, ErrClosed) true for calls on closed values, and
+// errors.Is(err, ErrTimeout) true for StatusTimeout.
+func (e *Error) Is(target error) bool {
+	return (target == ErrClosed && e.closed) || (target == ErrTimeout && e.Status == StatusTimeout)
+}
 
 // ErrClosed matches (with errors.Is) the error of any method called on a closed value.
 var ErrClosed = errors.New("mamba3rt: use of a closed handle")
+
+// ErrTimeout matches (with errors.Is) the error of a Stream.Next that got no event in time.
+var ErrTimeout = errors.New("mamba3rt: timeout")
 
 func closedError(op, what string) error {
 	return &Error{Op: op, Status: StatusInvalidArgument, Message: what + " is closed", closed: true}

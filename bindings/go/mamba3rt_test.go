@@ -3,6 +3,7 @@ package mamba3rt
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"path/filepath"
@@ -666,6 +667,15 @@ func TestFinalizersFreeDroppedHandles(t *testing.T) {
 			t.Fatal(err)
 		}
 		collect(t, g)
+		e := must(m.NewEngine(WithMaxBatch(4)))
+		st := must(e.SubmitWithPrefix(s, Greedy(), MaxTokens(2)))
+		if err := st.PushText("Hi"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := readTurn(st); err != nil {
+			t.Fatal(err)
+		}
+		must(e.Submit())
 	}()
 	if LiveHandles() <= before {
 		t.Fatal("the handles were freed before the collection")
@@ -676,5 +686,412 @@ func TestFinalizersFreeDroppedHandles(t *testing.T) {
 	}
 	if live := LiveHandles(); live != before {
 		t.Fatalf("%d handles left after collections (before: %d)", live, before)
+	}
+}
+
+// loadCPU loads the bundled model on the CPU backend: there batching changes no result (GPU
+// backends round batched products differently, so an engine stream there matches a generation
+// only up to rounding).
+func loadCPU(t *testing.T) *Model {
+	t.Helper()
+	return load(t, WithBackend(BackendCPU))
+}
+
+func newEngine(t *testing.T, m *Model, options ...EngineOption) *Engine {
+	t.Helper()
+	e, err := m.NewEngine(options...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+// submit registers the stream's Close, which runs before the engine's (last-in first-out).
+func submit(t *testing.T, e *Engine, options ...GenOption) *Stream {
+	t.Helper()
+	s, err := e.Submit(options...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// readTurn pulls events without a time limit until the turn finishes.
+func readTurn(s *Stream) ([]StreamEvent, error) {
+	var events []StreamEvent
+	for {
+		ev, err := s.Next(-1)
+		if err != nil {
+			return events, err
+		}
+		events = append(events, ev)
+		if ev.Finish != FinishNone {
+			return events, nil
+		}
+	}
+}
+
+func eventsText(events []StreamEvent) string {
+	var b strings.Builder
+	for _, ev := range events {
+		b.WriteString(ev.Text)
+	}
+	return b.String()
+}
+
+func eventTokens(events []StreamEvent) []int32 {
+	var tokens []int32
+	for _, ev := range events {
+		if ev.Token >= 0 {
+			tokens = append(tokens, ev.Token)
+		}
+	}
+	return tokens
+}
+
+func pieceTokens(pieces []Piece) []int32 {
+	var tokens []int32
+	for _, p := range pieces {
+		if p.Token >= 0 {
+			tokens = append(tokens, p.Token)
+		}
+	}
+	return tokens
+}
+
+func equalTokens(a, b []int32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// generationText is the reference for streams: one turn of prompt through a Generation.
+func generationText(t *testing.T, m *Model, prompt string, options ...GenOption) string {
+	t.Helper()
+	g := newGeneration(t, newSession(t, m), options...)
+	if err := g.PushText(prompt); err != nil {
+		t.Fatal(err)
+	}
+	return text(collect(t, g))
+}
+
+func eventually(pred func() bool) bool {
+	for end := time.Now().Add(20 * time.Second); !pred(); {
+		if time.Now().After(end) {
+			return false
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return true
+}
+
+func TestEngineStreamEqualsGeneration(t *testing.T) {
+	m := loadCPU(t)
+	const prompt = "The president said that"
+	g := newGeneration(t, newSession(t, m), Greedy(), MaxTokens(12))
+	if err := g.PushText(prompt); err != nil {
+		t.Fatal(err)
+	}
+	first := collect(t, g)
+	if err := g.PushText(" And then"); err != nil {
+		t.Fatal(err)
+	}
+	second := collect(t, g)
+
+	e := newEngine(t, m)
+	s := submit(t, e, Greedy(), MaxTokens(12))
+	if err := s.PushText(prompt); err != nil {
+		t.Fatal(err)
+	}
+	events, err := readTurn(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := events[len(events)-1].Finish; got != FinishMaxTokens {
+		t.Fatalf("finish %v", got)
+	}
+	if eventsText(events) != text(first) || !equalTokens(eventTokens(events), pieceTokens(first)) {
+		t.Fatalf("stream %q %v, generation %q %v", eventsText(events), eventTokens(events), text(first), pieceTokens(first))
+	}
+	if n := must(s.Stat(StatGeneratedTokens)); n != 12 {
+		t.Fatalf("generated %g", n)
+	}
+	if n := must(s.Stat(StatPromptTokens)); n <= 0 {
+		t.Fatalf("prompt tokens %g", n)
+	}
+	// Until new input arrives, the finish is reported again at once.
+	if ev, err := s.Next(0); err != nil || ev != (StreamEvent{Token: -1, Finish: FinishMaxTokens}) {
+		t.Fatalf("after the turn: %+v %v", ev, err)
+	}
+	// A dialogue turn continues from the stream's state.
+	if err := s.PushText(" And then"); err != nil {
+		t.Fatal(err)
+	}
+	events, err = readTurn(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if eventsText(events) != text(second) || !equalTokens(eventTokens(events), pieceTokens(second)) {
+		t.Fatalf("second turn: stream %q, generation %q", eventsText(events), text(second))
+	}
+	if steps := must(e.Stat(EngineSteps)); steps <= 0 {
+		t.Fatalf("%d steps", steps)
+	}
+	if n := must(e.Stat(EngineGeneratedTokens)); n < 24 {
+		t.Fatalf("%d tokens generated", n)
+	}
+	if n := must(e.Stat(EngineLiveStreams)); n != 1 {
+		t.Fatalf("%d live streams", n)
+	}
+}
+
+func TestEngineRunsEightStreamsConcurrently(t *testing.T) {
+	m := loadCPU(t)
+	options := []GenOption{Greedy(), MaxTokens(16), IgnoreEOS()}
+	prompts := make([]string, 8)
+	want := make([]string, 8)
+	for i := range prompts {
+		prompts[i] = fmt.Sprintf("Story number %d: once upon a time", i)
+		want[i] = generationText(t, m, prompts[i], options...)
+	}
+	e := newEngine(t, m, WithMaxBatch(8), WithQueueCapacity(4))
+	streams := make([]*Stream, 8)
+	for i := range streams {
+		streams[i] = submit(t, e, options...)
+		if err := streams[i].PushText(prompts[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := must(e.Stat(EngineLiveStreams)); n != 8 {
+		t.Fatalf("%d live streams", n)
+	}
+	got := make([][]StreamEvent, 8)
+	errs := make([]error, 8)
+	var wg sync.WaitGroup
+	for i := range streams {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			got[i], errs[i] = readTurn(streams[i])
+		}(i)
+	}
+	wg.Wait()
+	for i := range streams {
+		if errs[i] != nil {
+			t.Fatalf("stream %d: %v", i, errs[i])
+		}
+		if finish := got[i][len(got[i])-1].Finish; finish != FinishMaxTokens || eventsText(got[i]) != want[i] {
+			t.Fatalf("stream %d: %q (%v), want %q", i, eventsText(got[i]), finish, want[i])
+		}
+	}
+	if n := must(e.Stat(EngineGeneratedTokens)); n < 8*16 {
+		t.Fatalf("%d tokens generated", n)
+	}
+	for _, s := range streams {
+		s.Close()
+	}
+	if n := must(e.Stat(EngineLiveStreams)); n != 0 {
+		t.Fatalf("%d live streams after Close", n)
+	}
+}
+
+func TestEngineLimitsAndErrors(t *testing.T) {
+	m := loadCPU(t)
+	vocab := int32(must(m.VocabSize()))
+	_, err := m.NewEngine(WithMaxBatch(0))
+	expectError(t, err, StatusInvalidArgument, "max_batch")
+	_, err = m.NewEngine(WithQueueCapacity(1 << 40))
+	expectError(t, err, StatusInvalidArgument, "queue_capacity")
+
+	e := newEngine(t, m, WithMaxStreams(2))
+	a := submit(t, e, Greedy(), MaxTokens(4))
+	b := submit(t, e)
+	_, err = e.Submit()
+	expectError(t, err, StatusLimitExceeded, "max_streams")
+	if StatusLimitExceeded.String() != "M3_ERR_LIMIT_EXCEEDED" || StatusTimeout.String() != "M3_ERR_TIMEOUT" {
+		t.Fatal("status names differ from the library's")
+	}
+	b.Close()
+	c := submit(t, e) // the slot was released
+	if n := must(e.Stat(EngineLiveStreams)); n != 2 {
+		t.Fatalf("%d live streams", n)
+	}
+	_, err = e.Submit(TopP(0))
+	expectError(t, err, StatusInvalidArgument, "top_p")
+
+	_, err = a.Next(0)
+	expectError(t, err, StatusInvalidArgument, "push a prompt")
+	expectError(t, a.PushText(""), StatusInvalidArgument, "empty")
+	expectError(t, a.PushTokens([]int32{1, vocab}), StatusInvalidArgument, "out of range")
+	if err := a.PushTokens([]int32{1, 2, 3}); err != nil {
+		t.Fatal(err)
+	}
+	if events, err := readTurn(a); err != nil || len(eventTokens(events)) != 4 {
+		t.Fatalf("%d tokens, %v", len(eventTokens(events)), err)
+	}
+	c.Close()
+
+	// A prefix session of another model.
+	foreign := newSession(t, load(t))
+	_, err = e.SubmitWithPrefix(foreign)
+	expectError(t, err, StatusModelMismatch, "another model")
+
+	// Closed and nil values.
+	if err := b.PushText("x"); !errors.Is(err, ErrClosed) {
+		t.Fatalf("push on a closed stream: %v", err)
+	}
+	if _, err := b.Next(0); !errors.Is(err, ErrClosed) {
+		t.Fatalf("next on a closed stream: %v", err)
+	}
+	b.Cancel() // a no-op
+	var nilEngine *Engine
+	var nilStream *Stream
+	if _, err := nilEngine.Submit(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("nil engine: %v", err)
+	}
+	if _, err := nilStream.Next(0); !errors.Is(err, ErrClosed) {
+		t.Fatalf("nil stream: %v", err)
+	}
+	if _, err := e.SubmitWithPrefix(nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("nil prefix: %v", err)
+	}
+	// A stream outlives its engine; its running turn is cancelled and pushes fail.
+	long := submit(t, e, Greedy(), MaxTokens(100000), IgnoreEOS())
+	if err := long.PushText("The"); err != nil {
+		t.Fatal(err)
+	}
+	if ev, err := long.Next(-1); err != nil || ev.Token < 0 {
+		t.Fatalf("first event %+v %v", ev, err)
+	}
+	e.Close()
+	if _, err := e.Submit(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("submit on a closed engine: %v", err)
+	}
+	if _, err := e.Stat(EngineSteps); !errors.Is(err, ErrClosed) {
+		t.Fatalf("stat on a closed engine: %v", err)
+	}
+	events, err := readTurn(long)
+	if err != nil || events[len(events)-1].Finish != FinishCancelled {
+		t.Fatalf("after the engine closed: %v %v", events, err)
+	}
+	expectError(t, long.PushText(" more"), StatusInvalidArgument, "engine")
+}
+
+// One batch place, taken by a long prompt fed one token per step: a later stream waits, so its
+// reader times out, deterministically, until the first stream is cancelled.
+func TestEngineNextTimesOutWhileTheBatchIsFull(t *testing.T) {
+	m := loadCPU(t)
+	vocab := int32(must(m.VocabSize()))
+	const prompt = "The president said that"
+	want := generationText(t, m, prompt, Greedy(), MaxTokens(3))
+	e := newEngine(t, m, WithMaxBatch(1), WithPrefillChunk(1), WithPrefillBudget(1))
+	busy := submit(t, e, Greedy(), MaxTokens(3))
+	waiting := submit(t, e, Greedy(), MaxTokens(3))
+	long := make([]int32, 8000)
+	for i := range long {
+		long[i] = int32(i*7919) % vocab
+	}
+	if err := busy.PushTokens(long); err != nil {
+		t.Fatal(err)
+	}
+	if err := waiting.PushText(prompt); err != nil {
+		t.Fatal(err)
+	}
+	if !eventually(func() bool { n, err := e.Stat(EngineWaitingStreams); return err == nil && n == 1 }) {
+		t.Fatal("no stream waited")
+	}
+	start := time.Now()
+	_, err := waiting.Next(50 * time.Millisecond)
+	if !errors.Is(err, ErrTimeout) {
+		t.Fatalf("want a timeout, got %v", err)
+	}
+	expectError(t, err, StatusTimeout, "")
+	if elapsed := time.Since(start); elapsed < 45*time.Millisecond {
+		t.Fatalf("returned after %v", elapsed)
+	}
+	if _, err := waiting.Next(0); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("poll: %v", err)
+	}
+
+	busy.Cancel()
+	events, err := readTurn(waiting)
+	if err != nil || eventsText(events) != want {
+		t.Fatalf("the waiting stream: %q %v, want %q", eventsText(events), err, want)
+	}
+	if ev, err := busy.Next(-1); err != nil || ev.Finish != FinishCancelled || ev.Token != -1 {
+		t.Fatalf("the busy stream: %+v %v", ev, err)
+	}
+}
+
+func TestEnginePrefixAndCancel(t *testing.T) {
+	m := loadCPU(t)
+	tok := must(m.Tokenizer())
+	prefix := newSession(t, m)
+	if err := prefix.Feed(must(tok.Encode("The president said that", true))); err != nil {
+		t.Fatal(err)
+	}
+	nPrefix := must(prefix.NTokens())
+	alone := must(prefix.Fork())
+	t.Cleanup(func() { alone.Close() }) // after the generation's Close
+	g := newGeneration(t, alone, Greedy(), MaxTokens(10))
+	if err := g.PushText(" the"); err != nil {
+		t.Fatal(err)
+	}
+	want := text(collect(t, g))
+
+	e := newEngine(t, m)
+	s, err := e.SubmitWithPrefix(prefix, Greedy(), MaxTokens(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.PushText(" the"); err != nil {
+		t.Fatal(err)
+	}
+	events, err := readTurn(s)
+	if err != nil || eventsText(events) != want {
+		t.Fatalf("with the prefix: %q %v, want %q", eventsText(events), err, want)
+	}
+	if n := must(prefix.NTokens()); n != nPrefix {
+		t.Fatalf("the prefix session changed: %d tokens, was %d", n, nPrefix)
+	}
+
+	// Cancel from another goroutine, then a new turn on the same stream.
+	long := submit(t, e, Greedy(), MaxTokens(100000), IgnoreEOS())
+	if err := long.PushText("The"); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		eventually(func() bool { n, err := long.Stat(StatGeneratedTokens); return err == nil && n >= 3 })
+		long.Cancel()
+	}()
+	events, err = readTurn(long)
+	if err != nil || events[len(events)-1].Finish != FinishCancelled || len(events) >= 100000 {
+		t.Fatalf("cancelled turn: %d events, %v", len(events), err)
+	}
+	if err := long.PushText(" and"); err != nil {
+		t.Fatal(err)
+	}
+	if ev, err := long.Next(-1); err != nil || ev.Token < 0 {
+		t.Fatalf("next turn: %+v %v", ev, err)
+	}
+	// Close ends a Next waiting in another goroutine (the turn runs until cancelled).
+	done := make(chan error)
+	go func() {
+		_, err := readTurn(long)
+		done <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	long.Close()
+	if err := <-done; err != nil && !errors.Is(err, ErrClosed) {
+		t.Fatalf("reader after Close: %v", err)
 	}
 }

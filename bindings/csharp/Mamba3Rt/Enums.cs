@@ -25,6 +25,10 @@ namespace Mamba3Rt
         SessionBusy = 9,
         /// <summary>A bug in the library.</summary>
         Internal = 10,
+        /// <summary>A configured limit was reached (e.g. an engine's MaxStreams).</summary>
+        LimitExceeded = 11,
+        /// <summary>Nothing arrived within the timeout.</summary>
+        Timeout = 12,
     }
 
     /// <summary>Where a model runs (<c>m3_backend</c>).</summary>
@@ -173,5 +177,26 @@ namespace Mamba3Rt
         PrefillTokS = 3,
         /// <summary>Produced tokens per second of decoding and sampling.</summary>
         DecodeTokS = 4,
+    }
+
+    /// <summary>Engine statistics (<c>m3_engine_stat_key</c>).</summary>
+    public enum EngineStat
+    {
+        /// <summary>Streams submitted and not yet freed.</summary>
+        LiveStreams = 0,
+        /// <summary>Streams in the last step (prefilling or decoding).</summary>
+        RunningStreams = 1,
+        /// <summary>Streams with work, left out of the last step by MaxBatch.</summary>
+        WaitingStreams = 2,
+        /// <summary>Streams with work, left out because their output queue was full.</summary>
+        PausedStreams = 3,
+        /// <summary>Scheduler steps run.</summary>
+        Steps = 4,
+        /// <summary>Tokens sampled, all streams.</summary>
+        GeneratedTokens = 5,
+        /// <summary>Input tokens fed, all streams.</summary>
+        PromptTokens = 6,
+        /// <summary>Streams in the last batched decode.</summary>
+        LastBatch = 7,
     }
 }

@@ -105,4 +105,43 @@ namespace Mamba3Rt
             return true;
         }
     }
+
+    /// <summary>An <c>m3_engine_params*</c>, freed with m3_engine_params_destroy.</summary>
+    internal sealed class EngineParamsHandle : SafeHandle
+    {
+        public EngineParamsHandle() : base(IntPtr.Zero, true) { }
+        public override bool IsInvalid => handle == IntPtr.Zero;
+        protected override bool ReleaseHandle()
+        {
+            NativeMethods.m3_engine_params_destroy(handle);
+            return true;
+        }
+    }
+
+    /// <summary>
+    /// An <c>m3_engine*</c>, freed with m3_engine_free (which stops its scheduler and cancels
+    /// its running streams; their handles stay valid until released).
+    /// </summary>
+    internal sealed class EngineHandle : SafeHandle
+    {
+        public EngineHandle() : base(IntPtr.Zero, true) { }
+        public override bool IsInvalid => handle == IntPtr.Zero;
+        protected override bool ReleaseHandle()
+        {
+            NativeMethods.m3_engine_free(handle);
+            return true;
+        }
+    }
+
+    /// <summary>An <c>m3_stream*</c>, freed with m3_stream_free (before or after its engine).</summary>
+    internal sealed class StreamHandle : SafeHandle
+    {
+        public StreamHandle() : base(IntPtr.Zero, true) { }
+        public override bool IsInvalid => handle == IntPtr.Zero;
+        protected override bool ReleaseHandle()
+        {
+            NativeMethods.m3_stream_free(handle);
+            return true;
+        }
+    }
 }

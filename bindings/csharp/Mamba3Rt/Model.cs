@@ -93,6 +93,13 @@ namespace Mamba3Rt
         public Session CreateSession() => new Session(this);
 
         /// <summary>
+        /// Starts a streaming engine on this model (options null: the library's defaults), for
+        /// many concurrent streams decoded in batches.
+        /// </summary>
+        /// <exception cref="Mamba3RtException">An option is out of range; the message names it.</exception>
+        public Engine CreateEngine(EngineOptions options = null) => new Engine(this, options);
+
+        /// <summary>
         /// The model directory's tokenizer (its tokenizer.json). It belongs to the model; dispose
         /// it when done (the model's memory is released only after both are disposed).
         /// </summary>

@@ -93,8 +93,36 @@ namespace Mamba3Rt
         [DllImport(Library, CallingConvention = Cdecl)] internal static extern Status m3_generation_cancel(GenerationHandle generation);
         [DllImport(Library, CallingConvention = Cdecl)] internal static extern Status m3_generation_stat(GenerationHandle generation, GenStat stat, out double outValue);
 
+        // Streaming engine
+        [DllImport(Library, CallingConvention = Cdecl)] internal static extern Status m3_engine_params_create(out EngineParamsHandle outParams);
+        [DllImport(Library, CallingConvention = Cdecl)] internal static extern void m3_engine_params_destroy(IntPtr parameters);
+        [DllImport(Library, CallingConvention = Cdecl)] internal static extern Status m3_engine_params_set_max_batch(EngineParamsHandle parameters, int maxBatch);
+        [DllImport(Library, CallingConvention = Cdecl)] internal static extern Status m3_engine_params_set_max_streams(EngineParamsHandle parameters, int maxStreams);
+        [DllImport(Library, CallingConvention = Cdecl)] internal static extern Status m3_engine_params_set_prefill_chunk(EngineParamsHandle parameters, int tokens);
+        [DllImport(Library, CallingConvention = Cdecl)] internal static extern Status m3_engine_params_set_prefill_budget(EngineParamsHandle parameters, int tokens);
+        [DllImport(Library, CallingConvention = Cdecl)] internal static extern Status m3_engine_params_set_queue_capacity(EngineParamsHandle parameters, int events);
+        [DllImport(Library, CallingConvention = Cdecl)] internal static extern Status m3_engine_create(ModelHandle model, EngineParamsHandle parameters, out EngineHandle outEngine);
+        [DllImport(Library, CallingConvention = Cdecl)] internal static extern Status m3_engine_create(ModelHandle model, IntPtr parameters, out EngineHandle outEngine);
+        [DllImport(Library, CallingConvention = Cdecl)] internal static extern void m3_engine_free(IntPtr engine);
+        [DllImport(Library, CallingConvention = Cdecl)] internal static extern Status m3_engine_submit(EngineHandle engine, GenParamsHandle parameters, SessionHandle prefix, StreamCallback callback, IntPtr userData, out StreamHandle outStream);
+        [DllImport(Library, CallingConvention = Cdecl)] internal static extern Status m3_engine_submit(EngineHandle engine, GenParamsHandle parameters, IntPtr prefix, StreamCallback callback, IntPtr userData, out StreamHandle outStream);
+        [DllImport(Library, CallingConvention = Cdecl)] internal static extern void m3_stream_free(IntPtr stream);
+        [DllImport(Library, CallingConvention = Cdecl)] internal static extern Status m3_stream_push_text(StreamHandle stream, byte[] text, UIntPtr len);
+        [DllImport(Library, CallingConvention = Cdecl)] internal static extern Status m3_stream_push_tokens(StreamHandle stream, int[] tokens, UIntPtr nTokens);
+        [DllImport(Library, CallingConvention = Cdecl)] internal static extern Status m3_stream_next(StreamHandle stream, int timeoutMs, out int outToken, [Out] byte[] piece, UIntPtr capacity, out UIntPtr outLen, out FinishReason outFinish);
+        [DllImport(Library, CallingConvention = Cdecl)] internal static extern Status m3_stream_cancel(StreamHandle stream);
+        [DllImport(Library, CallingConvention = Cdecl)] internal static extern Status m3_stream_stat(StreamHandle stream, GenStat stat, out double outValue);
+        [DllImport(Library, CallingConvention = Cdecl)] internal static extern Status m3_engine_stat(EngineHandle engine, EngineStat stat, out long outValue);
+
         /// <summary><c>m3_piece_callback</c>: called on the thread that called m3_generation_run.</summary>
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
         internal delegate int PieceCallback(IntPtr userData, int token, IntPtr piece, UIntPtr pieceLen);
+
+        /// <summary>
+        /// <c>m3_stream_callback</c>: called on an engine's scheduler thread for each output event
+        /// of a stream submitted with it. The binding submits pull streams only (a null callback).
+        /// </summary>
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+        internal delegate int StreamCallback(IntPtr userData, int token, IntPtr piece, UIntPtr pieceLen, FinishReason finish);
     }
 }

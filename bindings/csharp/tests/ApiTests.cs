@@ -13,6 +13,10 @@ namespace Mamba3Rt.Tests
     {
         private static Model Load() => Model.Load(Paths.ModelDir);
 
+        // The CPU backend: there batching changes no result (GPU backends round batched products
+        // differently, so an engine stream there matches a generation only up to rounding).
+        private static Model LoadCpu() => Model.Load(Paths.ModelDir, new ModelOptions { Backend = Backend.Cpu });
+
         private static GenParams Greedy(int maxTokens) => new GenParams().Greedy().MaxTokens(maxTokens);
 
         private static int ArgMax(float[] row, int vocab)
@@ -31,6 +35,8 @@ namespace Mamba3Rt.Tests
         }
 
         private static string Text(IEnumerable<Piece> pieces) => string.Concat(pieces.Select(p => p.Text));
+
+        private static string Tokens(IEnumerable<Piece> pieces) => string.Join(",", pieces.Where(p => p.Token >= 0).Select(p => p.Token));
 
         private static KeyValuePair<string, Action> Case(string name, Action a) => new KeyValuePair<string, Action>(name, a);
 
@@ -419,6 +425,233 @@ namespace Mamba3Rt.Tests
                 }
             });
 
+            yield return Case("engine: a stream's greedy output equals the generation's, turn by turn", () =>
+            {
+                const string prompt = "The president said that";
+                using (var model = LoadCpu())
+                using (var parameters = Greedy(12))
+                {
+                    List<Piece> first, second;
+                    using (var session = model.CreateSession())
+                    using (var gen = session.StartGeneration(parameters))
+                    {
+                        gen.PushText(prompt);
+                        first = gen.Pieces().ToList();
+                        gen.PushText(" And then");
+                        second = gen.Pieces().ToList();
+                    }
+                    using (var engine = model.CreateEngine())
+                    using (var stream = engine.Submit(parameters))
+                    {
+                        stream.PushText(prompt);
+                        List<Piece> got = stream.Pieces().ToList();
+                        Assert.Equal(FinishReason.MaxTokens, stream.Finish, "finish");
+                        Assert.Equal(Tokens(first), Tokens(got), "tokens");
+                        Assert.Equal(Text(first), Text(got), "text");
+                        Assert.Equal(12.0, stream.Stat(GenStat.GeneratedTokens), "generated");
+                        Assert.True(stream.Stat(GenStat.PromptTokens) > 0, "prompt tokens");
+                        // Until new input arrives, the finish is reported again at once.
+                        StreamEvent again;
+                        Assert.True(stream.TryNext(TimeSpan.Zero, out again), "the finish, not a timeout");
+                        Assert.Equal(-1, again.Token, "token after the turn");
+                        Assert.Equal("", again.Text, "text after the turn");
+                        Assert.Equal(FinishReason.MaxTokens, again.Finish, "finish after the turn");
+                        Assert.True(!stream.Pieces().Any(), "no pieces after the turn");
+
+                        // A dialogue turn continues from the stream's state, read event by event.
+                        stream.PushText(" And then");
+                        var events = new List<StreamEvent>();
+                        do events.Add(stream.Next()); while (events[events.Count - 1].Finish == FinishReason.None);
+                        Assert.Equal(Tokens(second), string.Join(",", events.Where(e => e.Token >= 0).Select(e => e.Token)), "second turn tokens");
+                        Assert.Equal(Text(second), string.Concat(events.Select(e => e.Text)), "second turn text");
+                        Assert.True(engine.Stat(EngineStat.Steps) > 0, "steps");
+                        Assert.True(engine.Stat(EngineStat.GeneratedTokens) >= 24, "generated tokens");
+                        Assert.Equal(1L, engine.Stat(EngineStat.LiveStreams), "live streams");
+                    }
+                }
+            });
+
+            yield return Case("engine: eight concurrent streams all finish with the generation's output", () =>
+            {
+                using (var model = LoadCpu())
+                using (var parameters = Greedy(16).IgnoreEos())
+                using (var engine = model.CreateEngine(new EngineOptions { MaxBatch = 8, QueueCapacity = 4 }))
+                {
+                    string[] prompts = Enumerable.Range(0, 8).Select(i => "Story number " + i + ": once upon a time").ToArray();
+                    string[] expected = prompts.Select(p =>
+                    {
+                        using (var session = model.CreateSession())
+                        using (var gen = session.StartGeneration(parameters))
+                        {
+                            gen.PushText(p);
+                            return string.Concat(gen.Stream());
+                        }
+                    }).ToArray();
+                    EngineStream[] streams = prompts.Select(p =>
+                    {
+                        EngineStream s = engine.Submit(parameters);
+                        s.PushText(p);
+                        return s;
+                    }).ToArray();
+                    try
+                    {
+                        Assert.Equal(8L, engine.Stat(EngineStat.LiveStreams), "live streams");
+                        Task<string>[] readers = streams.Select(s => Task.Run(() => Text(s.Pieces()))).ToArray();
+                        for (int i = 0; i < 8; i++)
+                        {
+                            Assert.Equal(expected[i], readers[i].Result, "stream " + i);
+                            Assert.Equal(FinishReason.MaxTokens, streams[i].Finish, "stream " + i + " finish");
+                        }
+                        Assert.True(engine.Stat(EngineStat.GeneratedTokens) >= 8 * 16, "generated tokens");
+                    }
+                    finally
+                    {
+                        foreach (EngineStream s in streams) s.Dispose();
+                    }
+                    Assert.Equal(0L, engine.Stat(EngineStat.LiveStreams), "live streams after Dispose");
+                }
+            });
+
+            yield return Case("engine: limits, input errors, disposal", () =>
+            {
+                using (var model = LoadCpu())
+                using (var other = Load())
+                using (var foreign = other.CreateSession())
+                using (var parameters = Greedy(4))
+                {
+                    Assert.Fails(Status.InvalidArgument, "max_batch", () => model.CreateEngine(new EngineOptions { MaxBatch = 0 }), "max batch");
+                    Assert.Fails(Status.InvalidArgument, "queue_capacity", () => model.CreateEngine(new EngineOptions { QueueCapacity = -3 }), "queue capacity");
+                    int vocab = model.VocabSize;
+                    var engine = model.CreateEngine(new EngineOptions { MaxStreams = 2 });
+                    EngineStream a = engine.Submit(parameters);
+                    EngineStream b = engine.Submit();
+                    Assert.Fails(Status.LimitExceeded, "max_streams", () => engine.Submit(parameters), "beyond MaxStreams");
+                    b.Dispose();
+                    using (engine.Submit(parameters)) // the slot was released
+                        Assert.Equal(2L, engine.Stat(EngineStat.LiveStreams), "live streams");
+
+                    StreamEvent e;
+                    Assert.Fails(Status.InvalidArgument, "push a prompt", () => a.TryNext(TimeSpan.Zero, out e), "next before input");
+                    Assert.Fails(Status.InvalidArgument, "empty", () => a.PushText(""), "empty text");
+                    Assert.Fails(Status.InvalidArgument, "out of range", () => a.PushTokens(1, vocab), "bad token");
+                    Assert.Throws<ArgumentOutOfRangeException>(() => a.TryNext(TimeSpan.FromMilliseconds(-5), out e), "negative timeout");
+                    a.PushTokens(1, 2, 3);
+                    Assert.Equal(4, a.Pieces().Count(), "pieces");
+                    Assert.Fails(Status.ModelMismatch, "another model", () => engine.Submit(parameters, foreign), "foreign prefix");
+
+                    b.Cancel(); // a no-op
+                    Assert.Throws<ObjectDisposedException>(() => b.PushText("x"), "disposed stream");
+                    Assert.Throws<ObjectDisposedException>(() => b.Next(), "next on a disposed stream");
+
+                    // A stream outlives its engine: its running turn is cancelled and pushes fail.
+                    using (var endless = new GenParams().Greedy().MaxTokens(100000).IgnoreEos())
+                    using (EngineStream running = engine.Submit(endless))
+                    {
+                        running.PushText("The");
+                        Assert.True(running.Next().Token >= 0, "first token");
+                        engine.Dispose();
+                        engine.Dispose();
+                        Assert.Throws<ObjectDisposedException>(() => engine.Submit(parameters), "submit on a disposed engine");
+                        Assert.Throws<ObjectDisposedException>(() => engine.Stat(EngineStat.Steps), "stat on a disposed engine");
+                        running.Pieces().Count();
+                        Assert.Equal(FinishReason.Cancelled, running.Finish, "cancelled by the engine's disposal");
+                        Assert.Fails(Status.InvalidArgument, "engine", () => running.PushText(" more"), "push after the engine");
+                    }
+                    a.Dispose();
+                }
+            });
+
+            yield return Case("engine: TryNext times out while the only batch place is taken", () =>
+            {
+                // One batch place, taken by a long prompt fed one token per step: a later stream
+                // waits, so its reader times out, deterministically, until the first is cancelled.
+                const string prompt = "The president said that";
+                using (var model = LoadCpu())
+                using (var parameters = Greedy(3))
+                using (var engine = model.CreateEngine(new EngineOptions { MaxBatch = 1, PrefillChunk = 1, PrefillBudget = 1 }))
+                using (EngineStream busy = engine.Submit(parameters))
+                using (EngineStream waiting = engine.Submit(parameters))
+                {
+                    string expected;
+                    using (var session = model.CreateSession())
+                    using (var gen = session.StartGeneration(parameters))
+                    {
+                        gen.PushText(prompt);
+                        expected = string.Concat(gen.Stream());
+                    }
+                    int vocab = model.VocabSize;
+                    busy.PushTokens(Enumerable.Range(0, 8000).Select(i => (int)((long)i * 7919 % vocab)).ToArray());
+                    waiting.PushText(prompt);
+                    var deadline = DateTime.UtcNow.AddSeconds(20);
+                    while (engine.Stat(EngineStat.WaitingStreams) != 1 && DateTime.UtcNow < deadline) Thread.Sleep(1);
+                    Assert.Equal(1L, engine.Stat(EngineStat.WaitingStreams), "a stream waits");
+                    var watch = System.Diagnostics.Stopwatch.StartNew();
+                    StreamEvent e;
+                    Assert.True(!waiting.TryNext(TimeSpan.FromMilliseconds(50), out e), "a timeout");
+                    Assert.True(watch.ElapsedMilliseconds >= 45, "returned after " + watch.ElapsedMilliseconds + " ms");
+                    Assert.True(!waiting.TryNext(TimeSpan.Zero, out e), "a poll");
+
+                    busy.Cancel();
+                    Assert.Equal(expected, Text(waiting.Pieces()), "the waiting stream's output");
+                    StreamEvent end = busy.Next();
+                    Assert.Equal(FinishReason.Cancelled, end.Finish, "the busy stream's finish");
+                    Assert.Equal(-1, end.Token, "no token with the cancel");
+                }
+            });
+
+            yield return Case("engine: prefix session, CancellationToken and Cancel from another thread", () =>
+            {
+                using (var model = LoadCpu())
+                using (var tokenizer = model.GetTokenizer())
+                using (var parameters = Greedy(10))
+                using (var endless = new GenParams().Greedy().MaxTokens(100000).IgnoreEos())
+                using (var prefix = model.CreateSession())
+                using (var engine = model.CreateEngine())
+                {
+                    prefix.Feed(tokenizer.Encode("The president said that", true));
+                    long nPrefix = prefix.TokenCount;
+                    string expected;
+                    using (var alone = prefix.Fork())
+                    using (var gen = alone.StartGeneration(parameters))
+                    {
+                        gen.PushText(" the");
+                        expected = string.Concat(gen.Stream());
+                    }
+                    using (EngineStream stream = engine.Submit(parameters, prefix))
+                    {
+                        stream.PushText(" the");
+                        Assert.Equal(expected, Text(stream.Pieces()), "continued from the prefix");
+                    }
+                    Assert.Equal(nPrefix, prefix.TokenCount, "the prefix session is unchanged");
+
+                    using (EngineStream stream = engine.Submit(endless))
+                    using (var cts = new CancellationTokenSource())
+                    {
+                        stream.PushText("The");
+                        int n = 0;
+                        Assert.Throws<OperationCanceledException>(() =>
+                        {
+                            foreach (Piece p in stream.Pieces(cts.Token))
+                                if (++n == 3) cts.Cancel();
+                        }, "Pieces with a cancelled token");
+                        Assert.Equal(FinishReason.Cancelled, stream.Finish, "finish");
+                        Assert.True(stream.Stat(GenStat.GeneratedTokens) < 100000, "stopped early");
+
+                        stream.PushText(" and"); // a new turn, cancelled from another thread
+                        Task canceller = Task.Run(() =>
+                        {
+                            var deadline = DateTime.UtcNow.AddSeconds(20);
+                            while (stream.Stat(GenStat.GeneratedTokens) < n + 3 && DateTime.UtcNow < deadline) Thread.Sleep(1);
+                            stream.Cancel();
+                        });
+                        int count = stream.Pieces().Count();
+                        canceller.Wait();
+                        Assert.True(count > 0 && count < 100000, "pieces before the cancel: " + count);
+                        Assert.Equal(FinishReason.Cancelled, stream.Finish, "cancelled from another thread");
+                    }
+                }
+            });
+
             yield return Case("finalizers release handles that were never disposed", () =>
             {
                 long before = Library.LiveHandles;
@@ -439,6 +672,11 @@ namespace Mamba3Rt.Tests
             var model = Load();
             var session = model.CreateSession();
             var gen = session.StartGeneration(Greedy(2));
+            var engine = model.CreateEngine(new EngineOptions { MaxBatch = 4 });
+            EngineStream stream = engine.Submit(Greedy(2), session);
+            stream.PushText("Hi");
+            stream.Pieces().ToList();
+            engine.Submit();
             model.GetTokenizer().Encode("x");
             Tokenizer.Load(Path.Combine(Paths.ModelDir, "tokenizer.json"));
             gen.PushText("Hello");

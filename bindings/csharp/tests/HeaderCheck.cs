@@ -103,6 +103,7 @@ namespace Mamba3Rt.Tests
             { "m3_status", typeof(Status) }, { "m3_backend", typeof(Backend) }, { "m3_a_activation", typeof(AActivation) },
             { "m3_model_info_key", typeof(InfoKey) }, { "m3_logits_mode", typeof(LogitsMode) }, { "m3_state_part", typeof(StatePart) },
             { "m3_finish_reason", typeof(FinishReason) }, { "m3_gen_stat", typeof(GenStat) }, { "m3_weight_type", typeof(WeightType) },
+            { "m3_engine_stat_key", typeof(EngineStat) },
         };
 
         private static readonly Dictionary<string, Type> Scalars = new Dictionary<string, Type>
@@ -116,6 +117,13 @@ namespace Mamba3Rt.Tests
         {
             { "m3_model", "ModelHandle" }, { "m3_model_params", "ModelParamsHandle" }, { "m3_session", "SessionHandle" },
             { "m3_tokenizer", "TokenizerHandle" }, { "m3_gen_params", "GenParamsHandle" }, { "m3_generation", "GenerationHandle" },
+            { "m3_engine", "EngineHandle" }, { "m3_engine_params", "EngineParamsHandle" }, { "m3_stream", "StreamHandle" },
+        };
+
+        // The C callback types and the delegates that carry them.
+        private static readonly Dictionary<string, string> CallbackTypes = new Dictionary<string, string>
+        {
+            { "m3_piece_callback", "NativeMethods+PieceCallback" }, { "m3_stream_callback", "NativeMethods+StreamCallback" },
         };
 
         private static Type Named(string name) => typeof(Model).Assembly.GetType("Mamba3Rt." + name, true);
@@ -133,7 +141,8 @@ namespace Mamba3Rt.Tests
                 Type expected;
                 if (EnumTypes.TryGetValue(baseType, out expected)) return clr == expected;
                 if (Scalars.TryGetValue(baseType, out expected)) return clr == expected;
-                if (baseType == "m3_piece_callback") return clr == Named("NativeMethods+PieceCallback");
+                string callbackName;
+                if (CallbackTypes.TryGetValue(baseType, out callbackName)) return clr == Named(callbackName);
                 return false;
             }
             string handleName;
@@ -219,13 +228,19 @@ namespace Mamba3Rt.Tests
             foreach (string name in EnumTypes.Keys)
                 if (!header.Enums.ContainsKey(name)) problems.Add("C# enum for " + name + " has no header enum");
 
-            CFunction callback;
-            MethodInfo invoke = Named("NativeMethods+PieceCallback").GetMethod("Invoke");
-            if (!header.Callbacks.TryGetValue("m3_piece_callback", out callback))
-                problems.Add("the header has no m3_piece_callback");
-            else if (invoke.GetParameters().Length != callback.Parameters.Count || !Compatible(callback.Return, invoke.ReturnType) ||
-                     invoke.GetParameters().Where((p, i) => !Compatible(callback.Parameters[i], p.ParameterType)).Any())
-                problems.Add("PieceCallback does not match m3_piece_callback " + callback);
+            foreach (var cb in CallbackTypes)
+            {
+                CFunction callback;
+                MethodInfo invoke = Named(cb.Value).GetMethod("Invoke");
+                string delegateName = cb.Value.Substring(cb.Value.IndexOf('+') + 1);
+                if (!header.Callbacks.TryGetValue(cb.Key, out callback))
+                    problems.Add("the header has no " + cb.Key);
+                else if (invoke.GetParameters().Length != callback.Parameters.Count || !Compatible(callback.Return, invoke.ReturnType) ||
+                         invoke.GetParameters().Where((p, i) => !Compatible(callback.Parameters[i], p.ParameterType)).Any())
+                    problems.Add(delegateName + " does not match " + cb.Key + " " + callback);
+            }
+            foreach (string name in header.Callbacks.Keys)
+                if (!CallbackTypes.ContainsKey(name)) problems.Add("header callback type " + name + " has no delegate");
 
             if (headerAbi != Library.ExpectedAbiVersion)
                 problems.Add("M3_ABI_VERSION is " + headerAbi + ", Library.ExpectedAbiVersion " + Library.ExpectedAbiVersion);
@@ -265,6 +280,9 @@ namespace Mamba3Rt.Tests
                 mentions(changed("M3_ERR_INTERNAL = 10", "M3_ERR_INTERNAL = 11"), "m3_status");
                 mentions(changed("M3_STATE_K = 2,\n  M3_STATE_V = 3", "M3_STATE_V = 2,\n  M3_STATE_K = 3"), "m3_state_part");
                 mentions(changed("const char* piece, size_t piece_len", "const char* piece, int piece_len"), "PieceCallback");
+                mentions(changed("size_t piece_len,\n                                  m3_finish_reason finish", "size_t piece_len"), "StreamCallback");
+                mentions(changed("M3_ENGINE_LAST_BATCH = 7", "M3_ENGINE_LAST_BATCH = 7,\n  M3_ENGINE_NEW = 8"), "m3_engine_stat_key");
+                mentions(changed("M3_API m3_status m3_stream_cancel(m3_stream* stream);", ""), "m3_stream_cancel");
                 mentions(changed("M3_API m3_status m3_generation_cancel(m3_generation* generation);", ""), "m3_generation_cancel");
                 mentions(changed("#define M3_ABI_VERSION 1", "#define M3_ABI_VERSION 2"), "M3_ABI_VERSION");
             });

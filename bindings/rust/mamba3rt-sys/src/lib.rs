@@ -48,6 +48,12 @@ opaque! {
     m3_gen_params;
     /// One text stream on one session.
     m3_generation;
+    /// Many concurrent streams on one model, batched by one scheduler thread.
+    m3_engine;
+    /// Options for [`m3_engine_create`].
+    m3_engine_params;
+    /// One generation request on an engine.
+    m3_stream;
 }
 
 // --- Enums ------------------------------------------------------------------------------
@@ -65,6 +71,8 @@ pub const M3_ERR_BUFFER_TOO_SMALL: m3_status = 7;
 pub const M3_ERR_MODEL_MISMATCH: m3_status = 8;
 pub const M3_ERR_SESSION_BUSY: m3_status = 9;
 pub const M3_ERR_INTERNAL: m3_status = 10;
+pub const M3_ERR_LIMIT_EXCEEDED: m3_status = 11;
+pub const M3_ERR_TIMEOUT: m3_status = 12;
 
 /// `m3_backend`: where a model runs.
 pub type m3_backend = c_int;
@@ -144,12 +152,36 @@ pub const M3_STAT_TTFT_MS: m3_gen_stat = 2;
 pub const M3_STAT_PREFILL_TOK_S: m3_gen_stat = 3;
 pub const M3_STAT_DECODE_TOK_S: m3_gen_stat = 4;
 
+/// `m3_engine_stat_key`: engine statistics.
+pub type m3_engine_stat_key = c_int;
+pub const M3_ENGINE_LIVE_STREAMS: m3_engine_stat_key = 0;
+pub const M3_ENGINE_RUNNING_STREAMS: m3_engine_stat_key = 1;
+pub const M3_ENGINE_WAITING_STREAMS: m3_engine_stat_key = 2;
+pub const M3_ENGINE_PAUSED_STREAMS: m3_engine_stat_key = 3;
+pub const M3_ENGINE_STEPS: m3_engine_stat_key = 4;
+pub const M3_ENGINE_GENERATED_TOKENS: m3_engine_stat_key = 5;
+pub const M3_ENGINE_PROMPT_TOKENS: m3_engine_stat_key = 6;
+pub const M3_ENGINE_LAST_BATCH: m3_engine_stat_key = 7;
+
 // --- Callbacks --------------------------------------------------------------------------
 
 /// `m3_piece_callback`: called by [`m3_generation_run`] on the calling thread for each piece
 /// (not NUL-terminated); a non-zero return stops the turn.
 pub type m3_piece_callback =
     Option<unsafe extern "C" fn(user_data: *mut c_void, token: i32, piece: *const c_char, piece_len: usize) -> c_int>;
+
+/// `m3_stream_callback`: called by an engine on its scheduler thread for each output event of a
+/// stream submitted with it (token -1 when none was produced; piece not NUL-terminated); a
+/// non-zero return cancels the stream.
+pub type m3_stream_callback = Option<
+    unsafe extern "C" fn(
+        user_data: *mut c_void,
+        token: i32,
+        piece: *const c_char,
+        piece_len: usize,
+        finish: m3_finish_reason,
+    ) -> c_int,
+>;
 
 // --- Functions --------------------------------------------------------------------------
 
@@ -228,4 +260,23 @@ extern "C" {
     pub fn m3_generation_run(generation: *mut m3_generation, callback: m3_piece_callback, user_data: *mut c_void, out_finish: *mut m3_finish_reason) -> m3_status;
     pub fn m3_generation_cancel(generation: *mut m3_generation) -> m3_status;
     pub fn m3_generation_stat(generation: *const m3_generation, stat: m3_gen_stat, out_value: *mut f64) -> m3_status;
+
+    // Streaming engine
+    pub fn m3_engine_params_create(out_params: *mut *mut m3_engine_params) -> m3_status;
+    pub fn m3_engine_params_destroy(params: *mut m3_engine_params);
+    pub fn m3_engine_params_set_max_batch(params: *mut m3_engine_params, max_batch: i32) -> m3_status;
+    pub fn m3_engine_params_set_max_streams(params: *mut m3_engine_params, max_streams: i32) -> m3_status;
+    pub fn m3_engine_params_set_prefill_chunk(params: *mut m3_engine_params, tokens: i32) -> m3_status;
+    pub fn m3_engine_params_set_prefill_budget(params: *mut m3_engine_params, tokens: i32) -> m3_status;
+    pub fn m3_engine_params_set_queue_capacity(params: *mut m3_engine_params, events: i32) -> m3_status;
+    pub fn m3_engine_create(model: *mut m3_model, params: *const m3_engine_params, out_engine: *mut *mut m3_engine) -> m3_status;
+    pub fn m3_engine_free(engine: *mut m3_engine);
+    pub fn m3_engine_submit(engine: *mut m3_engine, params: *const m3_gen_params, prefix: *const m3_session, callback: m3_stream_callback, user_data: *mut c_void, out_stream: *mut *mut m3_stream) -> m3_status;
+    pub fn m3_stream_free(stream: *mut m3_stream);
+    pub fn m3_stream_push_text(stream: *mut m3_stream, text: *const c_char, len: usize) -> m3_status;
+    pub fn m3_stream_push_tokens(stream: *mut m3_stream, tokens: *const i32, n_tokens: usize) -> m3_status;
+    pub fn m3_stream_next(stream: *mut m3_stream, timeout_ms: i32, out_token: *mut i32, piece: *mut c_char, capacity: usize, out_len: *mut usize, out_finish: *mut m3_finish_reason) -> m3_status;
+    pub fn m3_stream_cancel(stream: *mut m3_stream) -> m3_status;
+    pub fn m3_stream_stat(stream: *const m3_stream, stat: m3_gen_stat, out_value: *mut f64) -> m3_status;
+    pub fn m3_engine_stat(engine: *const m3_engine, stat: m3_engine_stat_key, out_value: *mut i64) -> m3_status;
 }

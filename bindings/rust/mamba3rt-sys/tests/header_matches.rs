@@ -402,6 +402,11 @@ fn the_check_fails_when_the_header_changes() {
         "int32_t token, const char* piece, int piece_len",
     );
     assert!(mentions(&d, "callback"), "{d:?}");
+    let d = changed("size_t piece_len,\n                                  m3_finish_reason finish", "size_t piece_len");
+    assert!(mentions(&d, "m3_stream_callback"), "{d:?}");
+    // A new value of the engine's statistics.
+    let d = changed("M3_ENGINE_LAST_BATCH = 7", "M3_ENGINE_LAST_BATCH = 7,\n  M3_ENGINE_NEW = 8");
+    assert!(mentions(&d, "m3_engine_stat_key"), "{d:?}");
     // The ABI version.
     let d = changed("#define M3_ABI_VERSION 1", "#define M3_ABI_VERSION 2");
     assert!(mentions(&d, "M3_ABI_VERSION"), "{d:?}");

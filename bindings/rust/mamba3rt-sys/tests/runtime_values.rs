@@ -33,6 +33,8 @@ fn status_constants_have_the_library_names() {
         (M3_ERR_MODEL_MISMATCH, "M3_ERR_MODEL_MISMATCH"),
         (M3_ERR_SESSION_BUSY, "M3_ERR_SESSION_BUSY"),
         (M3_ERR_INTERNAL, "M3_ERR_INTERNAL"),
+        (M3_ERR_LIMIT_EXCEEDED, "M3_ERR_LIMIT_EXCEEDED"),
+        (M3_ERR_TIMEOUT, "M3_ERR_TIMEOUT"),
     ];
     for (value, name) in expected {
         assert_eq!(status_name(value), name, "value {value}");

@@ -29,6 +29,10 @@ pub enum Status {
     SessionBusy,
     /// A bug in the library.
     Internal,
+    /// A configured limit was reached, e.g. an [`Engine`](crate::Engine)'s maximum of live streams.
+    LimitExceeded,
+    /// Nothing arrived within the timeout (the bindings report most timeouts as `Ok(None)`).
+    Timeout,
     /// A status this version of the bindings does not know (from a newer library).
     Unknown(i32),
 }
@@ -48,6 +52,8 @@ impl Status {
             sys::M3_ERR_MODEL_MISMATCH => Status::ModelMismatch,
             sys::M3_ERR_SESSION_BUSY => Status::SessionBusy,
             sys::M3_ERR_INTERNAL => Status::Internal,
+            sys::M3_ERR_LIMIT_EXCEEDED => Status::LimitExceeded,
+            sys::M3_ERR_TIMEOUT => Status::Timeout,
             other => Status::Unknown(other),
         })
     }
@@ -65,6 +71,8 @@ impl Status {
             Status::ModelMismatch => sys::M3_ERR_MODEL_MISMATCH,
             Status::SessionBusy => sys::M3_ERR_SESSION_BUSY,
             Status::Internal => sys::M3_ERR_INTERNAL,
+            Status::LimitExceeded => sys::M3_ERR_LIMIT_EXCEEDED,
+            Status::Timeout => sys::M3_ERR_TIMEOUT,
             Status::Unknown(raw) => raw,
         }
     }

@@ -59,6 +59,18 @@ pub enum GenStat {
     DecodeTokensPerSecond,
 }
 
+impl GenStat {
+    pub(crate) fn raw(self) -> sys::m3_gen_stat {
+        match self {
+            GenStat::PromptTokens => sys::M3_STAT_PROMPT_TOKENS,
+            GenStat::GeneratedTokens => sys::M3_STAT_GENERATED_TOKENS,
+            GenStat::TtftMs => sys::M3_STAT_TTFT_MS,
+            GenStat::PrefillTokensPerSecond => sys::M3_STAT_PREFILL_TOK_S,
+            GenStat::DecodeTokensPerSecond => sys::M3_STAT_DECODE_TOK_S,
+        }
+    }
+}
+
 /// One streamed piece of output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Piece {
@@ -67,6 +79,12 @@ pub struct Piece {
     /// Its text: whole UTF-8 characters only, never (a prefix of) a pending stop string, so it
     /// may be empty while text is held back.
     pub text: String,
+}
+
+/// Something a [`Canceller`] can stop: a generation or an engine stream.
+pub(crate) trait CancelTarget: Send + Sync {
+    /// Asks it to stop; `false` if it no longer exists.
+    fn cancel(&self) -> bool;
 }
 
 /// The part of a generation that other threads may reach: the pointer, under a lock that
@@ -80,19 +98,9 @@ struct Shared {
 unsafe impl Send for Shared {}
 unsafe impl Sync for Shared {}
 
-/// Stops a running [`Generation`] from any thread (`m3_generation_cancel`). It takes effect
-/// between tokens and between prefill chunks; the interrupted turn finishes with
-/// [`FinishReason::Cancelled`]. Cloneable, `Send + Sync`; it may outlive the generation
-/// (cancelling is then a no-op).
-#[derive(Clone)]
-pub struct Canceller {
-    shared: Arc<Shared>,
-}
-
-impl Canceller {
-    /// Asks the generation to stop. Returns `false` if the generation no longer exists.
-    pub fn cancel(&self) -> bool {
-        let guard = self.shared.ptr.lock().unwrap_or_else(|e| e.into_inner());
+impl CancelTarget for Shared {
+    fn cancel(&self) -> bool {
+        let guard = self.ptr.lock().unwrap_or_else(|e| e.into_inner());
         match *guard {
             Some(ptr) => {
                 // SAFETY: the pointer is live while the lock is held (Drop frees under it).
@@ -101,6 +109,26 @@ impl Canceller {
             }
             None => false,
         }
+    }
+}
+
+/// Stops a running [`Generation`] or engine [`Stream`](crate::Stream) from any thread
+/// (`m3_generation_cancel`, `m3_stream_cancel`). It takes effect between tokens and between
+/// prefill chunks; the interrupted turn finishes with [`FinishReason::Cancelled`]. Cloneable,
+/// `Send + Sync`; it may outlive what it cancels (cancelling is then a no-op).
+#[derive(Clone)]
+pub struct Canceller {
+    target: Arc<dyn CancelTarget>,
+}
+
+impl Canceller {
+    pub(crate) fn new(target: Arc<dyn CancelTarget>) -> Canceller {
+        Canceller { target }
+    }
+
+    /// Asks the generation or stream to stop. Returns `false` if it no longer exists.
+    pub fn cancel(&self) -> bool {
+        self.target.cancel()
     }
 }
 
@@ -251,21 +279,14 @@ impl<'s> Generation<'s> {
 
     /// A handle that cancels this generation from any thread.
     pub fn canceller(&self) -> Canceller {
-        Canceller { shared: Arc::clone(&self.shared) }
+        Canceller::new(Arc::clone(&self.shared) as Arc<dyn CancelTarget>)
     }
 
     /// One statistic since the generation was created.
     pub fn stat(&self, stat: GenStat) -> Result<f64> {
-        let raw = match stat {
-            GenStat::PromptTokens => sys::M3_STAT_PROMPT_TOKENS,
-            GenStat::GeneratedTokens => sys::M3_STAT_GENERATED_TOKENS,
-            GenStat::TtftMs => sys::M3_STAT_TTFT_MS,
-            GenStat::PrefillTokensPerSecond => sys::M3_STAT_PREFILL_TOK_S,
-            GenStat::DecodeTokensPerSecond => sys::M3_STAT_DECODE_TOK_S,
-        };
         let mut value = 0f64;
         // SAFETY: the out pointer is valid.
-        check(unsafe { sys::m3_generation_stat(self.ptr.as_ptr(), raw, &mut value) })?;
+        check(unsafe { sys::m3_generation_stat(self.ptr.as_ptr(), stat.raw(), &mut value) })?;
         Ok(value)
     }
 

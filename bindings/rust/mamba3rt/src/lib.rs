@@ -7,6 +7,8 @@
 //! - [`Tokenizer`]: text to token ids and back.
 //! - [`Sampler`]: sampling and stopping options; [`Generation`]: push text or tokens in,
 //!   stream [`Piece`]s out as an [`Iterator`] or through a callback ([`Generation::run`]).
+//! - [`Engine`]: many concurrent [`Stream`]s on one model, decoded in batches by one
+//!   scheduler thread; pull each stream's events with a timeout or iterate its pieces.
 //!
 //! Every handle is freed on drop. Fallible calls return [`Result`] whose [`Error`] carries the
 //! C library's status and message.
@@ -29,10 +31,12 @@
 //! # Threads
 //!
 //! The marker traits follow the C API's rules: [`Model`] and [`Tokenizer`] are `Send + Sync`
-//! (shared by any number of threads); [`Session`], [`Generation`], [`Sampler`] and
-//! [`ModelParams`] are `Send` but not `Sync` (one thread at a time); [`Canceller`] is
-//! `Send + Sync` (m3_generation_cancel is allowed from any thread). The callback of
-//! [`Generation::run`] runs on the calling thread, so it needs no `Send` bound.
+//! (shared by any number of threads); [`Session`], [`Generation`], [`Sampler`],
+//! [`ModelParams`] and [`EngineParams`] are `Send` but not `Sync` (one thread at a time);
+//! [`Canceller`] is `Send + Sync` (m3_generation_cancel and m3_stream_cancel are allowed from
+//! any thread). [`Engine`] and [`Stream`] are `Send + Sync` (every engine and stream function
+//! may be called from any thread; a stream's reading methods take `&mut self`). The callback
+//! of [`Generation::run`] runs on the calling thread, so it needs no `Send` bound.
 //!
 //! ```compile_fail
 //! fn shared<T: Sync>() {}
@@ -46,16 +50,23 @@
 //! fn shared<T: Sync>() {}
 //! shared::<mamba3rt::Sampler>();
 //! ```
+//! ```compile_fail
+//! fn shared<T: Sync>() {}
+//! shared::<mamba3rt::EngineParams>();
+//! ```
 //! ```
 //! fn shared<T: Send + Sync>() {}
 //! fn movable<T: Send>() {}
 //! shared::<mamba3rt::Model>();
 //! shared::<mamba3rt::Tokenizer<'static>>();
 //! shared::<mamba3rt::Canceller>();
+//! shared::<mamba3rt::Engine>();
+//! shared::<mamba3rt::Stream>();
 //! movable::<mamba3rt::Session>();
 //! movable::<mamba3rt::Generation<'static>>();
 //! movable::<mamba3rt::Sampler>();
 //! movable::<mamba3rt::ModelParams>();
+//! movable::<mamba3rt::EngineParams>();
 //! ```
 //!
 //! The native library is found at build time by `mamba3rt-sys` (see the bindings' README).
@@ -63,6 +74,7 @@
 
 mod backend;
 mod buffers;
+mod engine;
 mod error;
 mod generation;
 mod model;
@@ -70,6 +82,7 @@ mod model_params;
 mod run_callback;
 mod sampler;
 mod session;
+mod stream;
 mod strings;
 mod tokenizer;
 
@@ -78,12 +91,14 @@ use std::ffi::CStr;
 use mamba3rt_sys as sys;
 
 pub use backend::Backend;
+pub use engine::{Engine, EngineParams, EngineStat};
 pub use error::{Error, Result, Status};
 pub use generation::{Canceller, FinishReason, GenStat, Generation, Piece};
 pub use model::{InfoKey, Model, WeightType};
 pub use model_params::{AActivation, ModelParams};
 pub use sampler::Sampler;
 pub use session::{decode_batch, LogitsMode, Session, StatePart};
+pub use stream::{Stream, StreamEvent};
 pub use tokenizer::Tokenizer;
 
 /// The library version string, e.g. "0.1.0".
@@ -98,8 +113,8 @@ pub fn abi_version() -> u32 {
     unsafe { sys::m3_abi_version() }
 }
 
-/// How many handles (models, params, sessions, tokenizers, samplers, generations) are alive
-/// process-wide, as counted by the C library. Tests use it as a leak check.
+/// How many handles (models, params, sessions, tokenizers, samplers, generations, engines,
+/// streams) are alive process-wide, as counted by the C library. Tests use it as a leak check.
 pub fn live_handles() -> i64 {
     // SAFETY: no arguments.
     unsafe { sys::m3_live_handles() }

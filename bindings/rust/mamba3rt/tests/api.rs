@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use mamba3rt::{
-    decode_batch, Backend, FinishReason, GenStat, InfoKey, LogitsMode, Model, ModelParams, Piece, Sampler, Session,
-    StatePart, Status, Tokenizer, WeightType,
+    decode_batch, Backend, Engine, EngineParams, EngineStat, FinishReason, GenStat, InfoKey, LogitsMode, Model,
+    ModelParams, Piece, Sampler, Session, StatePart, Status, Tokenizer, WeightType,
 };
 
 type CaseResult = Result<(), mamba3rt::Error>;
@@ -27,6 +27,14 @@ fn model_dir() -> PathBuf {
 
 fn load() -> Model {
     Model::load(model_dir()).unwrap_or_else(|e| panic!("loading {}: {e}", model_dir().display()))
+}
+
+/// The bundled model on the CPU backend: there batching does not change results (GPU backends
+/// round batched products differently, so a stream there matches a generation only up to rounding).
+fn load_cpu() -> Model {
+    let mut params = ModelParams::new().unwrap();
+    params.backend(Backend::Cpu).unwrap();
+    Model::load_with(model_dir(), &params).unwrap_or_else(|e| panic!("loading {}: {e}", model_dir().display()))
 }
 
 fn greedy(max_tokens: u32) -> Sampler {
@@ -412,6 +420,249 @@ fn sessions_outlive_their_model() -> CaseResult {
     Ok(())
 }
 
+/// The pieces of one turn of `prompt` through a plain generation (the reference for streams).
+fn generation_pieces(model: &Model, sampler: &Sampler, prompt: &str) -> mamba3rt::Result<Vec<Piece>> {
+    let mut session = model.session()?;
+    let mut gen = session.generate(sampler)?;
+    gen.push_text(prompt)?;
+    let pieces = gen.by_ref().collect::<Result<Vec<_>, _>>()?;
+    Ok(pieces)
+}
+
+fn texts(pieces: &[Piece]) -> String {
+    pieces.iter().map(|p| p.text.as_str()).collect()
+}
+
+/// Polls `pred` for up to 20 s.
+fn eventually(mut pred: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !pred() {
+        if std::time::Instant::now() > end {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    true
+}
+
+fn engine_stream_equals_generation() -> CaseResult {
+    let model = load_cpu();
+    let sampler = greedy(12);
+    let prompt = "The president said that";
+
+    // Two turns through a generation.
+    let mut session = model.session()?;
+    let mut gen = session.generate(&sampler)?;
+    gen.push_text(prompt)?;
+    let first: Vec<Piece> = gen.by_ref().collect::<Result<_, _>>()?;
+    gen.push_text(" And then")?;
+    let second: Vec<Piece> = gen.by_ref().collect::<Result<_, _>>()?;
+    drop(gen);
+
+    let engine = Engine::new(&model)?;
+    let mut stream = engine.submit(&sampler, None)?;
+    stream.push_text(prompt)?;
+    let got: Vec<Piece> = stream.by_ref().collect::<Result<_, _>>()?;
+    assert_eq!(got, first, "the stream's pieces equal the generation's");
+    assert_eq!(stream.finish_reason(), Some(FinishReason::MaxTokens));
+    assert_eq!(stream.stat(GenStat::GeneratedTokens)?, 12.0);
+    assert!(stream.stat(GenStat::PromptTokens)? > 0.0);
+    assert!(stream.stat(GenStat::TtftMs)? >= 0.0);
+    // Until new input arrives, the finish is reported again at once.
+    let again = stream.next_event(Some(std::time::Duration::ZERO))?.expect("the finish, not a timeout");
+    assert_eq!(
+        again,
+        mamba3rt::StreamEvent { token: None, text: String::new(), finish: Some(FinishReason::MaxTokens) }
+    );
+    assert!(stream.next().is_none(), "the iterator ends with the turn");
+
+    // A dialogue turn continues from the stream's state.
+    stream.push_text(" And then")?;
+    let mut events = Vec::new();
+    loop {
+        let event = stream.next_event(None)?.expect("no timeout without a limit");
+        let done = event.finish.is_some();
+        events.push(event);
+        if done {
+            break;
+        }
+    }
+    let tokens: Vec<i32> = events.iter().filter_map(|e| e.token).collect();
+    let expected: Vec<i32> = second.iter().filter_map(|p| p.token).collect();
+    assert_eq!(tokens, expected, "second turn");
+    assert_eq!(events.iter().map(|e| e.text.as_str()).collect::<String>(), texts(&second));
+    assert!(engine.stat(EngineStat::Steps)? > 0);
+    assert!(engine.stat(EngineStat::GeneratedTokens)? >= 24);
+    assert_eq!(engine.stat(EngineStat::LiveStreams)?, 1);
+    Ok(())
+}
+
+fn engine_runs_eight_streams_concurrently() -> CaseResult {
+    let model = load_cpu();
+    let mut sampler = greedy(16);
+    sampler.ignore_eos(true)?;
+    let prompts: Vec<String> = (0..8).map(|i| format!("Story number {i}: once upon a time")).collect();
+    let expected: Vec<String> = prompts
+        .iter()
+        .map(|p| generation_pieces(&model, &sampler, p).map(|ps| texts(&ps)))
+        .collect::<Result<_, _>>()?;
+
+    let mut params = EngineParams::new()?;
+    params.max_batch(8)?.queue_capacity(4)?;
+    let engine = Engine::with_params(&model, &params)?;
+    let mut streams = Vec::new();
+    for prompt in &prompts {
+        let mut stream = engine.submit(&sampler, None)?;
+        stream.push_text(prompt)?;
+        streams.push(stream);
+    }
+    assert_eq!(engine.stat(EngineStat::LiveStreams)?, 8);
+    // Each stream read on a thread of its own (streams are Send and keep the engine running).
+    let readers: Vec<_> = streams
+        .into_iter()
+        .map(|mut stream| {
+            std::thread::spawn(move || -> mamba3rt::Result<(String, Option<FinishReason>)> {
+                let text = stream.by_ref().map(|p| p.map(|p| p.text)).collect::<mamba3rt::Result<String>>()?;
+                Ok((text, stream.finish_reason()))
+            })
+        })
+        .collect();
+    for (i, reader) in readers.into_iter().enumerate() {
+        let (text, finish) = reader.join().expect("reader thread")?;
+        assert_eq!(finish, Some(FinishReason::MaxTokens), "stream {i}");
+        assert_eq!(text, expected[i], "stream {i}");
+    }
+    assert!(engine.stat(EngineStat::GeneratedTokens)? >= 8 * 16);
+    assert!(engine.stat(EngineStat::LastBatch)? >= 1);
+    assert_eq!(engine.stat(EngineStat::LiveStreams)?, 0, "dropped streams leave the engine");
+    Ok(())
+}
+
+fn engine_limits_and_errors() -> CaseResult {
+    let model = load_cpu();
+    let mut params = EngineParams::new()?;
+    expect_err(params.max_batch(0).map(drop), Status::InvalidArgument, "max_batch");
+    expect_err(params.queue_capacity(0).map(drop), Status::InvalidArgument, "queue_capacity");
+    expect_err(params.prefill_chunk(u32::MAX).map(drop), Status::InvalidArgument, "prefill_chunk");
+    params.max_streams(2)?;
+    let engine = Engine::with_params(&model, &params)?;
+    let sampler = greedy(4);
+    let mut a = engine.submit(&sampler, None)?;
+    let b = engine.submit(&sampler, None)?;
+    expect_err(engine.submit(&sampler, None), Status::LimitExceeded, "max_streams");
+    drop(b);
+    let c = engine.submit(&sampler, None)?; // the slot was released
+    assert_eq!(engine.stat(EngineStat::LiveStreams)?, 2);
+
+    let vocab = model.vocab_size()? as i32;
+    expect_err(a.next_event(Some(std::time::Duration::ZERO)), Status::InvalidArgument, "push a prompt");
+    expect_err(a.next_piece(), Status::InvalidArgument, "push a prompt");
+    expect_err(a.push_text(""), Status::InvalidArgument, "empty");
+    expect_err(a.push_tokens(&[1, vocab]), Status::InvalidArgument, "out of range");
+    a.push_tokens(&[1, 2, 3])?;
+    assert_eq!(a.by_ref().count(), 4);
+    assert_eq!(a.finish_reason(), Some(FinishReason::MaxTokens));
+    drop(c);
+
+    // A prefix session of another model.
+    let other = load();
+    let foreign = other.session()?;
+    drop(a);
+    expect_err(engine.submit(&sampler, Some(&foreign)), Status::ModelMismatch, "another model");
+    Ok(())
+}
+
+/// One batch place, taken by a long prompt fed one token per step: a later stream waits, so
+/// its reader times out, deterministically, until the first stream is cancelled.
+fn engine_next_times_out_while_the_batch_is_full() -> CaseResult {
+    let model = load_cpu();
+    let vocab = model.vocab_size()? as i32;
+    let mut params = EngineParams::new()?;
+    params.max_batch(1)?.prefill_chunk(1)?.prefill_budget(1)?;
+    let engine = Engine::with_params(&model, &params)?;
+    let sampler = greedy(3);
+    let mut busy = engine.submit(&sampler, None)?;
+    let mut waiting = engine.submit(&sampler, None)?;
+    let long: Vec<i32> = (0..8000).map(|i| (i * 7919) % vocab).collect();
+    busy.push_tokens(&long)?;
+    waiting.push_text("The president said that")?;
+    assert!(eventually(|| engine.stat(EngineStat::WaitingStreams).ok() == Some(1)), "nothing waited");
+    let start = std::time::Instant::now();
+    assert_eq!(waiting.next_event(Some(std::time::Duration::from_millis(50)))?, None, "a timeout");
+    assert!(start.elapsed() >= std::time::Duration::from_millis(45), "returned after {:?}", start.elapsed());
+    assert_eq!(waiting.next_event(Some(std::time::Duration::ZERO))?, None, "a poll");
+
+    busy.cancel();
+    let first = waiting.next_event(None)?.expect("an event once the batch place is free");
+    let expected = generation_pieces(&model, &sampler, "The president said that")?;
+    assert_eq!(first.token, expected[0].token, "the waiting stream's first token");
+    let event = busy.next_event(None)?.expect("the busy stream's finish");
+    assert_eq!(event.finish, Some(FinishReason::Cancelled));
+    assert_eq!(event.token, None);
+    Ok(())
+}
+
+fn engine_prefix_cancel_and_lifetimes() -> CaseResult {
+    let model = load_cpu();
+    let tokenizer = model.tokenizer()?;
+    let sampler = greedy(10);
+
+    // A prefix session: the stream continues from a copy of its state.
+    let mut prefix = model.session()?;
+    prefix.feed(&tokenizer.encode("The president said that", true)?)?;
+    let n_prefix = prefix.n_tokens()?;
+    let mut alone = prefix.fork()?;
+    let mut gen = alone.generate(&sampler)?;
+    gen.push_text(" the")?;
+    let expected: Vec<Piece> = gen.by_ref().collect::<Result<_, _>>()?;
+    drop(gen);
+
+    let engine = Engine::new(&model)?;
+    let mut stream = engine.submit(&sampler, Some(&prefix))?;
+    stream.push_text(" the")?;
+    assert_eq!(stream.by_ref().collect::<Result<Vec<_>, _>>()?, expected, "continued from the prefix");
+    assert_eq!(prefix.n_tokens()?, n_prefix, "the prefix session is unchanged");
+
+    // Cancel from another thread.
+    let mut endless = Sampler::greedy()?;
+    endless.max_tokens(100_000)?.ignore_eos(true)?;
+    let mut long = engine.submit(&endless, None)?;
+    long.push_text("The")?;
+    let canceller = long.canceller();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        rx.recv().unwrap();
+        assert!(canceller.cancel());
+    });
+    let mut n = 0;
+    for piece in long.by_ref() {
+        piece?;
+        n += 1;
+        if n == 1 {
+            tx.send(()).unwrap();
+        }
+    }
+    thread.join().unwrap();
+    assert_eq!(long.finish_reason(), Some(FinishReason::Cancelled));
+    assert!(n < 100_000);
+    // A new turn on the same stream.
+    long.push_text(" and")?;
+    assert!(long.next_piece()?.is_some());
+    let late = long.canceller();
+    drop(long);
+    assert!(!late.cancel(), "cancelling a dropped stream is a no-op");
+
+    // A stream keeps its engine running, and the engine its model's weights.
+    let mut kept = engine.submit(&sampler, None)?;
+    drop(engine);
+    drop(prefix);
+    drop(tokenizer);
+    drop(model);
+    kept.push_text("The president said that")?;
+    assert_eq!(kept.by_ref().count(), 10);
+    Ok(())
+}
+
 fn main() {
     let cases: &[Case] = &[
         ("version_and_abi", version_and_abi),
@@ -430,6 +681,11 @@ fn main() {
         ("cancel_from_another_thread", cancel_from_another_thread),
         ("model_shared_by_threads", model_shared_by_threads),
         ("sessions_outlive_their_model", sessions_outlive_their_model),
+        ("engine_stream_equals_generation", engine_stream_equals_generation),
+        ("engine_runs_eight_streams_concurrently", engine_runs_eight_streams_concurrently),
+        ("engine_limits_and_errors", engine_limits_and_errors),
+        ("engine_next_times_out_while_the_batch_is_full", engine_next_times_out_while_the_batch_is_full),
+        ("engine_prefix_cancel_and_lifetimes", engine_prefix_cancel_and_lifetimes),
     ];
     // Only the expected panics of `callback_break_and_panic` would print; keep the output short.
     let default_hook = panic::take_hook();
