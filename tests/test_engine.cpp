@@ -149,6 +149,13 @@ class Engine : public ::testing::Test {
     return s;
   }
 
+  // A stream of the request with its prompt pushed.
+  m3_stream* start(m3_engine* e, const Request& r, const m3_session* prefix = nullptr) {
+    m3_stream* s = submit(e, r, prefix);
+    EXPECT_EQ(m3_stream_push_tokens(s, r.prompt.data(), r.prompt.size()), M3_OK) << m3_last_error();
+    return s;
+  }
+
   // Pulls until the turn finishes. cancel_after > 0: cancels after that many tokens.
   static Output pull(m3_stream* s, int cancel_after = 0) {
     Output out;
@@ -299,8 +306,7 @@ TEST_F(Engine, BatchedStepsReallyBatch) {
   r.prompt = test::random_tokens(5, vocab_, 3);
   int64_t largest = 0;
   for (int i = 0; i < kStreams; ++i) {
-    streams.push_back(submit(e, r));
-    ASSERT_EQ(m3_stream_push_tokens(streams.back(), r.prompt.data(), r.prompt.size()), M3_OK);
+    streams.push_back(start(e, r));
   }
   std::vector<std::thread> readers;
   for (m3_stream* s : streams) readers.emplace_back([s] { pull(s); });
@@ -340,8 +346,7 @@ TEST_F(Engine, PrefixSharingByForkContinuesFromTheSharedState) {
     // And it differs from the request without the prefix, so the prefix was used.
     EXPECT_NE(alone(r).tokens, expected.tokens);
 
-    m3_stream* s = submit(e, r, prefix);
-    ASSERT_EQ(m3_stream_push_tokens(s, r.prompt.data(), r.prompt.size()), M3_OK);
+    m3_stream* s = start(e, r, prefix);
     const Output got = pull(s);
     EXPECT_EQ(got.tokens, expected.tokens) << "request " << i;
     m3_stream_free(s);
@@ -384,8 +389,7 @@ TEST_F(Engine, ADialogueTurnAfterAFinishContinuesTheStream) {
   m3_session_free(session);
 
   m3_engine* e = engine();
-  m3_stream* s = submit(e, first);
-  ASSERT_EQ(m3_stream_push_tokens(s, first.prompt.data(), first.prompt.size()), M3_OK);
+  m3_stream* s = start(e, first);
   const Output one = pull(s);
   EXPECT_EQ(one.tokens, expected[0]);
   EXPECT_EQ(one.finish, M3_FINISH_MAX_TOKENS);
@@ -433,13 +437,11 @@ TEST_F(Engine, ASlowReaderPausesOnlyItsOwnStream) {
   r.prompt = test::random_tokens(10, vocab_, 12);
   r.max_tokens = 60;
   const Output expected = alone(r);
-  m3_stream* slow = submit(e, r);
-  ASSERT_EQ(m3_stream_push_tokens(slow, r.prompt.data(), r.prompt.size()), M3_OK);
+  m3_stream* slow = start(e, r);
   ASSERT_TRUE(eventually([&] { return stat(e, M3_ENGINE_PAUSED_STREAMS) == 1; })) << "the unread stream never paused";
 
   // Another stream runs to its end meanwhile.
-  m3_stream* fast = submit(e, r);
-  ASSERT_EQ(m3_stream_push_tokens(fast, r.prompt.data(), r.prompt.size()), M3_OK);
+  m3_stream* fast = start(e, r);
   EXPECT_EQ(pull(fast).tokens, expected.tokens);
 
   double made = 0;
@@ -456,8 +458,7 @@ TEST_F(Engine, CancelFromAnotherThreadEndsTheTurnAndTheStreamCanGoOn) {
   Request r;
   r.prompt = test::random_tokens(10, vocab_, 13);
   r.max_tokens = 100000;
-  m3_stream* s = submit(e, r);
-  ASSERT_EQ(m3_stream_push_tokens(s, r.prompt.data(), r.prompt.size()), M3_OK);
+  m3_stream* s = start(e, r);
   std::thread canceller([&] {
     double made = 0;
     eventually([&] { return m3_stream_stat(s, M3_STAT_GENERATED_TOKENS, &made) == M3_OK && made >= 5; });
@@ -487,8 +488,7 @@ TEST_F(Engine, FreeingRunningStreamsReleasesTheirSlots) {
   r.max_tokens = 100000;
   std::vector<m3_stream*> streams;
   for (int i = 0; i < 6; ++i) {
-    streams.push_back(submit(e, r));
-    ASSERT_EQ(m3_stream_push_tokens(streams.back(), r.prompt.data(), r.prompt.size()), M3_OK);
+    streams.push_back(start(e, r));
   }
   EXPECT_EQ(stat(e, M3_ENGINE_LIVE_STREAMS), 6);
   ASSERT_TRUE(eventually([&] { return stat(e, M3_ENGINE_GENERATED_TOKENS) > 12; }));
@@ -573,8 +573,7 @@ TEST_F(Engine, NextTimesOutAndKeepsAnEventTheBufferWasTooSmallFor) {
     ASSERT_TRUE(gate.cv.wait_for(lock, 20s, [&] { return gate.entered; }));
   }
   // The scheduler is held: nothing can arrive.
-  m3_stream* s = submit(e, r);
-  ASSERT_EQ(m3_stream_push_tokens(s, r.prompt.data(), r.prompt.size()), M3_OK);
+  m3_stream* s = start(e, r);
   int32_t token = 0;
   size_t len = 0;
   m3_finish_reason finish = M3_FINISH_NONE;
