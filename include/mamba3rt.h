@@ -443,8 +443,11 @@ M3_API m3_status m3_generation_stat(const m3_generation* generation, m3_gen_stat
  *
  * Batching does not change results on the CPU backends: a stream produces exactly the tokens
  * that the same request gives alone through m3_generation with the same m3_gen_params (seed
- * included). GPU backends round their batched products differently at different batch sizes,
- * so there a stream matches the request alone up to rounding, and sampled tokens can diverge.
+ * included). The CUDA backend rounds its batched products differently at different batch
+ * sizes, so by default a stream matches the request alone only up to rounding, and sampled
+ * tokens can diverge; with MAMBA3RT_CUDA_BATCH_INVARIANT=1 in the environment its decode steps
+ * are batch-invariant too (exact, at a fraction of the batched throughput), and the results
+ * are exact when the engine's prefill_chunk is 64 (the chunk m3_generation feeds prompts in).
  *
  * Thread safety: every engine and stream function may be called from any thread. Output
  * callbacks run on the scheduler thread (the final cancellations of m3_engine_free on the

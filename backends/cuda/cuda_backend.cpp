@@ -137,6 +137,12 @@ struct CudaBackend::Impl {
   // from batch 2 on the tensor cores win (batch 8: 2.7 vs 5.1 ms/step). Up to
   // kSmallBatchMaxRows through MAMBA3RT_CUDA_SMALL_BATCH (0: never).
   int64_t small_batch_rows = 1;
+  // MAMBA3RT_CUDA_BATCH_INVARIANT=1: every decode step, whatever its batch size, runs its
+  // products through small_batch_matmul in groups of kSmallBatchMaxRows sessions. That kernel
+  // computes each session's outputs in the same order for any group size, so a session's
+  // logits do not depend on which other sessions share the step (the streaming engine then
+  // gives exactly what a request gives alone), at the price of the tensor cores' batch speed.
+  bool batch_invariant = false;
 
   // Workspace for kMaxRows rows.
   DeviceBuffer residual, gemm_in, proj, y, hidden, logits, tokens, slot_ptrs, blas_workspace;
@@ -183,7 +189,9 @@ struct CudaBackend::Impl {
 
   // Whether a pass of n rows runs its products as small_batch_matmul (fp32 inputs) rather
   // than cuBLAS (inputs in the weights' type): decode steps of a few sessions.
-  bool small_batch(int64_t n, bool prefill) const { return !prefill && n <= small_batch_rows && small_batch_ok; }
+  bool small_batch(int64_t n, bool prefill) const {
+    return !prefill && small_batch_ok && (n <= small_batch_rows || batch_invariant);
+  }
 
   // The type a product's input is written in.
   DeviceType input_type(const DeviceMatrix& w, bool small) const { return small ? DeviceType::F32 : w.type; }
@@ -192,10 +200,14 @@ struct CudaBackend::Impl {
   void matmul(const DeviceMatrix& w, const void* x, int64_t x_stride, int64_t n, float* y, int64_t y_stride,
               float beta, bool small) {
     if (small) {
-      check(cuda::small_batch_matmul(w.data, w.type, static_cast<int>(w.rows), static_cast<int>(w.cols),
-                                     static_cast<const float*>(x), static_cast<int>(x_stride), static_cast<int>(n), y,
-                                     static_cast<int>(y_stride), beta, stream),
-            "small_batch_matmul");
+      for (int64_t t0 = 0; t0 < n; t0 += cuda::kSmallBatchMaxRows) {  // more rows: batch-invariant mode
+        const int64_t rows = std::min<int64_t>(cuda::kSmallBatchMaxRows, n - t0);
+        check(cuda::small_batch_matmul(w.data, w.type, static_cast<int>(w.rows), static_cast<int>(w.cols),
+                                       static_cast<const float*>(x) + t0 * x_stride, static_cast<int>(x_stride),
+                                       static_cast<int>(rows), y + t0 * y_stride, static_cast<int>(y_stride), beta,
+                                       stream),
+              "small_batch_matmul");
+      }
       return;
     }
     const float alpha = 1.0f;
@@ -462,6 +474,8 @@ CudaBackend::CudaBackend(const ModelConfig& config, const ModelWeights& weights,
   for (const DeviceLayer& L : m.layers) m.small_batch_ok = m.small_batch_ok && fits(L.in_proj) && fits(L.out_proj) && fits(L.fc1) && fits(L.fc2);
   if (const char* s = std::getenv("MAMBA3RT_CUDA_SMALL_BATCH"); s && *s)
     m.small_batch_rows = std::clamp<int64_t>(std::atoi(s), 0, cuda::kSmallBatchMaxRows);
+  if (const char* s = std::getenv("MAMBA3RT_CUDA_BATCH_INVARIANT"); s && std::strcmp(s, "1") == 0)
+    m.batch_invariant = true;
   const int64_t widest_input = std::max({c.d_model, c.d_inner, m.mlp_hidden});
   m.residual = DeviceBuffer(static_cast<std::size_t>(kMaxRows * c.d_model) * sizeof(float));
   m.gemm_in = DeviceBuffer(static_cast<std::size_t>(kMaxRows * widest_input) * sizeof(float));

@@ -57,7 +57,9 @@ void Generation::feed_unfed_token() {
   const auto t0 = Clock::now();
   const int32_t token = turn_.unfed();
   Session::InUse use(session_);
-  session_.feed(&token, 1, M3_LOGITS_LAST, logits_.data(), logits_.size());
+  // A decode step, as the streaming engine's batched steps are (prefill of one token gives the
+  // same on the CPU, but not on every GPU path).
+  session_.step(token, logits_.data(), logits_.size());
   turn_.unfed_fed();
   decode_seconds_ += seconds_since(t0);
 }
