@@ -104,6 +104,7 @@ void Engine::run() {
       // still escape, fail the streams of this step rather than take the process down.
       for (Stream* s : prefilling_) s->emit_error(M3_ERR_INTERNAL, "the engine's scheduler failed");
       for (Stream* s : decoding_) s->emit_error(M3_ERR_INTERNAL, "the engine's scheduler failed");
+      signal_->notify();  // the other streams' work is still there
     }
   }
 }
