@@ -92,19 +92,9 @@ class Engine : public ::testing::Test {
     return p;
   }
 
-  // The request alone, through m3_generation (no engine, no batching). The session may
-  // hold a prefix already.
-  Output alone(const Request& r, m3_session* session = nullptr,
-               const std::vector<std::pair<int, std::vector<int32_t>>>& pushes_after = {}) {
-    m3_session* own = nullptr;
-    if (!session) {
-      EXPECT_EQ(m3_session_create(model_, &own), M3_OK);
-      session = own;
-    }
-    m3_gen_params* p = params_for(r);
-    m3_generation* g = nullptr;
-    EXPECT_EQ(m3_generation_create(session, p, &g), M3_OK) << m3_last_error();
-    EXPECT_EQ(m3_generation_push_tokens(g, r.prompt.data(), r.prompt.size()), M3_OK) << m3_last_error();
+  // Runs m3_generation's current turn to its finish; pushes_after: input pushed after the
+  // k-th token.
+  static Output run_turn(m3_generation* g, const std::vector<std::pair<int, std::vector<int32_t>>>& pushes_after = {}) {
     Output out;
     std::vector<char> piece(4096);
     for (;;) {
@@ -120,9 +110,25 @@ class Engine : public ::testing::Test {
         }
       if (finish != M3_FINISH_NONE) {
         out.finish = finish;
-        break;
+        return out;
       }
     }
+  }
+
+  // The request alone, through m3_generation (no engine, no batching). The session may
+  // hold a prefix already.
+  Output alone(const Request& r, m3_session* session = nullptr,
+               const std::vector<std::pair<int, std::vector<int32_t>>>& pushes_after = {}) {
+    m3_session* own = nullptr;
+    if (!session) {
+      EXPECT_EQ(m3_session_create(model_, &own), M3_OK);
+      session = own;
+    }
+    m3_gen_params* p = params_for(r);
+    m3_generation* g = nullptr;
+    EXPECT_EQ(m3_generation_create(session, p, &g), M3_OK) << m3_last_error();
+    EXPECT_EQ(m3_generation_push_tokens(g, r.prompt.data(), r.prompt.size()), M3_OK) << m3_last_error();
+    const Output out = run_turn(g, pushes_after);
     m3_generation_free(g);
     m3_gen_params_destroy(p);
     m3_session_free(own);
@@ -385,13 +391,7 @@ TEST_F(Engine, ADialogueTurnAfterAFinishContinuesTheStream) {
   for (int turn = 0; turn < 2; ++turn) {
     const auto& input = turn == 0 ? first.prompt : second_input;
     ASSERT_EQ(m3_generation_push_tokens(g, input.data(), input.size()), M3_OK);
-    for (m3_finish_reason f = M3_FINISH_NONE; f == M3_FINISH_NONE;) {
-      int32_t token = -1;
-      size_t len = 0;
-      char piece[256];
-      ASSERT_EQ(m3_generation_next(g, &token, piece, sizeof piece, &len, &f), M3_OK);
-      if (token >= 0) expected[turn].push_back(token);
-    }
+    expected[turn] = run_turn(g).tokens;
   }
   m3_generation_free(g);
   m3_gen_params_destroy(p);
@@ -692,14 +692,7 @@ TEST_F(Engine, TextPromptsGetSpecialTokensOnlyAtTheStart) {
   m3_generation* g = nullptr;
   ASSERT_EQ(m3_generation_create(session, p, &g), M3_OK);
   ASSERT_EQ(m3_generation_push_text(g, prompt.data(), prompt.size()), M3_OK);
-  std::string expected;
-  for (m3_finish_reason f = M3_FINISH_NONE; f == M3_FINISH_NONE;) {
-    int32_t token = -1;
-    size_t len = 0;
-    char piece[256];
-    ASSERT_EQ(m3_generation_next(g, &token, piece, sizeof piece, &len, &f), M3_OK);
-    expected.append(piece, len);
-  }
+  const std::string expected = run_turn(g).text;
   m3_generation_free(g);
   m3_gen_params_destroy(p);
   m3_session_free(session);
