@@ -16,6 +16,7 @@
 
 #include "backends/cuda/cuda_kernels.h"
 #include "backends/cuda/device_math.cuh"
+#include "backends/cuda/overlapped_launch.cuh"
 #include "backends/cuda/projection_row.cuh"
 
 namespace m3::cuda {
@@ -491,9 +492,10 @@ __global__ void __maxnreg__(kDecodeMaxRegisters<kColsPerLane>)
   float* wc = smem + l.wc;
   float* y_rank = smem + l.y_rank;
 
+  // The head's weights and this layer's part of the slot depend on no earlier kernel of the
+  // pass: their copies start before the wait for the in_proj outputs (overlapped_launch.cuh).
   float* state = states[row];  // first: the slot copies wait on it
   const HeadWeights w = stage_head_weights_async(smem, l.weights, p, head, tid, nthreads);
-  stage_inputs_async(smem + l.stage, proj + static_cast<int64_t>(row) * p.d_in_proj, p, head, tid, nthreads);
   float* h_state = state + p.off_ssm + static_cast<int64_t>(head) * P * N;
   float* angle_state = state + p.off_angle + static_cast<int64_t>(head) * S;
   float* k_state = state + p.off_k + static_cast<int64_t>(head) * N;
@@ -504,7 +506,11 @@ __global__ void __maxnreg__(kDecodeMaxRegisters<kColsPerLane>)
   __pipeline_commit();
   copy_async(h_shared, h_state, P * N, tid, nthreads);
   __pipeline_commit();
-  __pipeline_wait_prior(1);
+  wait_for_previous_kernel();
+  let_next_kernel_start();
+  stage_inputs_async(smem + l.stage, proj + static_cast<int64_t>(row) * p.d_in_proj, p, head, tid, nthreads);
+  __pipeline_commit();
+  __pipeline_wait_prior(0);
   __syncthreads();
 
   const HeadInputs in = inputs_from_stage(smem + l.stage, p);
@@ -517,7 +523,6 @@ __global__ void __maxnreg__(kDecodeMaxRegisters<kColsPerLane>)
     for (int v = warp; v < 2 * R; v += nwarps) build_vector_job(v, p, w, in, angles, q, k, lane);
   }
   outer_product_weights(p, w, c, smem + l.x_prev, in.x, wp, wc, tid, nthreads);
-  __pipeline_wait_prior(0);
   __syncthreads();
 
   // The cache keeps this token's rotated, biased key and its raw x for the next step's beta term.
@@ -711,8 +716,8 @@ cudaError_t launch_decode(const Mamba3StepParams& p, int rows, const float* proj
   const size_t smem = sizeof(float) * static_cast<size_t>(decode_layout(p).total);
   if (const cudaError_t e = allow_shared_memory(decode_step_kernel<kColsPerLane>, smem); e != cudaSuccess) return e;
   const unsigned blocks = static_cast<unsigned>(rows * p.H);
-  decode_step_kernel<kColsPerLane><<<blocks, decode_threads(p, rows), smem, stream>>>(p, proj, states, y);
-  return cudaGetLastError();
+  return launch_overlapped(decode_step_kernel<kColsPerLane>, blocks, decode_threads(p, rows), smem, stream, p, proj,
+                           states, y);
 }
 
 template <int kColsPerLane, int kBlockThreads>
