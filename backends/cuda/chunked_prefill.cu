@@ -13,8 +13,6 @@
 // where l_t is the running sum of the log-decays within the chunk and c_s = gamma_s + mu_{s+1}
 // (token s+1's mu even across a chunk edge; the pass's last token has only gamma: the next
 // pass or decode step adds its mu with the cached k and x).
-#include <mma.h>
-
 #include <climits>
 #include <cstdint>
 #include <algorithm>
@@ -30,8 +28,6 @@
 namespace m3::cuda {
 namespace {
 
-namespace wmma = nvcuda::wmma;
-
 // (token, rank) rows of a chunk: 32 / R tokens. Measured on the H100 (1.5B, bf16): 32 rows
 // beat 64, which halve the blocks an SM holds and double each block's serial steps.
 constexpr int kChunkRows = 32;
@@ -40,8 +36,8 @@ constexpr int kChunkThreads = 256;
 // registers at 64 a thread lets the register file hold 4 as well.
 constexpr int kChunkBlocksPerSm = 4;
 constexpr int kChunkWarps = kChunkThreads / kWarpSize;
-constexpr int kTile = 16;  // wmma tile rows and columns
-constexpr int kStep = 8;   // wmma depth for tf32
+// P and N come in multiples of this: whole 16-row mma tiles, and the padded strides below.
+constexpr int kTile = 16;
 constexpr int kAngleThreads = 128;
 constexpr int kPassingThreads = 256;
 
@@ -50,12 +46,15 @@ __host__ __device__ int chunk_count(const Mamba3StepParams& p, int tokens) {
   return (tokens + tokens_per_chunk(p) - 1) / tokens_per_chunk(p);
 }
 
-// Row strides of the shared-memory matrices: 4 floats of padding spread a column's rows over
-// the banks (wmma wants strides of whole 16-byte units).
-__host__ __device__ int padded_stride(int cols) { return cols + 4; }
+// Row strides of the shared-memory matrices, in floats: whole 16-byte units (cp.async), padded
+// so the fragment loads of tf32_product hit 32 different banks. A matrix whose rows a warp reads
+// along (8 rows, 4 consecutive columns) wants a stride of 4 mod 8; one it reads down the
+// columns (4 rows, 8 consecutive columns) wants 8 mod 16. cols is a multiple of 16.
+__host__ __device__ int stride_along(int cols) { return cols + 4; }
+__host__ __device__ int stride_across(int cols) { return cols + 8; }
 
 // Shared memory regions, each a multiple of 8 floats so every one starts 32-byte aligned
-// (wmma's pointer alignment).
+// (cp.async and the float4 loads want 16).
 struct SmemRegions {
   int used = 0;
   __host__ __device__ int take(int floats) {
@@ -64,6 +63,28 @@ struct SmemRegions {
     return at;
   }
 };
+
+// Calls f(row, col) for every row < rows and col < cols, the block's threads taking the
+// elements in row-major order: one division per thread, not one per element.
+template <class F>
+__device__ __forceinline__ void for_each_element(int rows, int cols, int tid, F&& f) {
+  const int step_rows = kChunkThreads / cols, step_cols = kChunkThreads % cols;
+  int row = tid / cols, col = tid % cols;
+  while (row < rows) {
+    f(row, col);
+    row += step_rows;
+    col += step_cols;
+    if (col >= cols) col -= cols, ++row;
+  }
+}
+
+// The products' inputs round to tf32 (10-bit mantissa) to nearest, ties away.
+__device__ __forceinline__ uint32_t tf32_bits(float x) {
+  uint32_t bits;
+  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(bits) : "f"(x));
+  return bits;
+}
+__device__ __forceinline__ float round_to_tf32(float x) { return __uint_as_float(tf32_bits(x)); }
 
 // ---------------------------------------------------------------------------------------
 // Per-token scalars of one chunk (warp 0; a chunk has at most 64 tokens, two a lane).
@@ -127,16 +148,13 @@ __device__ void copy_rows_async(float* dst, int ld, int dst_rows_apart, const fl
                                 int rows, int cols, int tid) {
   const int64_t dst_stride = static_cast<int64_t>(ld) * dst_rows_apart;
   if (cols % 4 == 0 && dst_stride % 4 == 0 && src_stride % 4 == 0 && (reinterpret_cast<uintptr_t>(src) & 15) == 0) {
-    const int per_row = cols / 4;
-    for (int e = tid; e < rows * per_row; e += kChunkThreads) {
-      const int row = e / per_row, col = e % per_row * 4;
-      __pipeline_memcpy_async(dst + row * dst_stride + col, src + row * src_stride + col, 16);
-    }
+    for_each_element(rows, cols / 4, tid, [&](int row, int piece) {
+      __pipeline_memcpy_async(dst + row * dst_stride + piece * 4, src + row * src_stride + piece * 4, 16);
+    });
   } else {
-    for (int e = tid; e < rows * cols; e += kChunkThreads) {
-      const int row = e / cols, col = e % cols;
+    for_each_element(rows, cols, tid, [&](int row, int col) {
       __pipeline_memcpy_async(dst + row * dst_stride + col, src + row * src_stride + col, sizeof(float));
-    }
+    });
   }
 }
 
@@ -158,14 +176,13 @@ __device__ void stage_chunk_inputs(const Mamba3StepParams& p, const float* proj,
   if (p.S > 0) copy_rows_async(theta, theta_stride(p.S), 1, first.theta, p.d_in_proj, count, p.S, tid);
   __pipeline_commit();
   const int live_rows = count * p.R;
-  for (int e = tid; e < (kChunkRows - live_rows) * p.N; e += kChunkThreads) {
-    const int row = live_rows + e / p.N, n = e % p.N;
-    if (which & kKeys) keys[row * ldn + n] = 0.0f;
-    if (which & kQueries) queries[row * ldn + n] = 0.0f;
-  }
+  for_each_element(kChunkRows - live_rows, p.N, tid, [&](int row, int n) {
+    if (which & kKeys) keys[(live_rows + row) * ldn + n] = 0.0f;
+    if (which & kQueries) queries[(live_rows + row) * ldn + n] = 0.0f;
+  });
   if (which & kValues)
-    for (int e = tid; e < (kChunkRows - live_rows) * p.P; e += kChunkThreads)
-      values[(live_rows + e / p.P) * ldp + e % p.P] = 0.0f;
+    for_each_element(kChunkRows - live_rows, p.P, tid,
+                     [&](int row, int ch) { values[(live_rows + row) * ldp + ch] = 0.0f; });
 }
 
 // After the staged inputs and the scalars have landed: theta becomes the angle of each token,
@@ -175,15 +192,12 @@ __device__ void stage_chunk_inputs(const Mamba3StepParams& p, const float* proj,
 __device__ void finish_staging(const Mamba3StepParams& p, int head, int count, const float* start_angles,
                                const ChunkScalars& s, float* theta, float* values, int ldp, int tid) {
   const int ldt = theta_stride(p.S), lane = tid % kWarpSize;
-  for (int e = tid; e < count * p.S; e += kChunkThreads) {
-    const int t = e / p.S, i = e % p.S;
-    theta[t * ldt + i] = kPi * tanhf(theta[t * ldt + i]) * s.dt[t];
-  }
+  for_each_element(count, p.S, tid,
+                   [&](int t, int i) { theta[t * ldt + i] = kPi * tanhf(theta[t * ldt + i]) * s.dt[t]; });
   if (p.mimo && values)
-    for (int e = tid; e < count * p.R * p.P; e += kChunkThreads) {
-      const int row = e / p.P, ch = e % p.P;
+    for_each_element(count * p.R, p.P, tid, [&](int row, int ch) {
       values[row * ldp + ch] *= p.mimo_x[(static_cast<int64_t>(head) * p.R + row % p.R) * p.P + ch];
-    }
+    });
   __syncthreads();
   static_assert(kChunkRows <= kWarpSize, "a lane scans one token");
 #pragma unroll 1
@@ -199,78 +213,112 @@ __device__ void finish_staging(const Mamba3StepParams& p, int head, int count, c
   __syncthreads();
 }
 
-// Keys (B) or queries (C) in place: Rot(phi_t)(RMSNorm(raw) * norm + bias_r) * row_scale[t]
-// (row_scale null: 1). SISO rotates pairs (2i, 2i+1), MIMO (i, i + N/2); a lane takes pairs.
-__device__ void transform_rows(const Mamba3StepParams& p, int head, int count, bool queries, const float* angles,
-                               const float* row_scale, float* rows, int ld, int warp, int lane) {
-  const int R = p.R, N = p.N, S = p.S, ldt = theta_stride(S);
-  const float* norm_w = queries ? p.C_norm : p.B_norm;
+// Keys (B) and, when `queries` is given, queries (C) in place, a warp a token (all its ranks):
+// Rot(phi_t)(RMSNorm(raw) * norm + bias_r), keys also times key_scale[t] (null: 1), rounded to
+// tf32 for the products. SISO rotates pairs (2i, 2i+1), MIMO (i, i + N/2); one sin/cos serves
+// every row of the token. Token last_t's keys also go to last_keys unrounded (rank r at
+// + r * H * N: the slot's cached k), when last_keys is given.
+template <int R>
+__device__ void transform_token_rows(const Mamba3StepParams& p, int head, int count, const float* angles,
+                                     const float* key_scale, float* keys, float* queries, int ld, float* last_keys,
+                                     int last_t, int warp, int lane) {
+  constexpr int kRows = 2 * R;  // the keys' ranks, then the queries'
+  const int N = p.N, S = p.S, ldt = theta_stride(S), rows_here = queries ? kRows : R;
 #pragma unroll 1
-  for (int row = warp; row < count * R; row += kChunkWarps) {
-    float* v = rows + row * ld;
-    const int t = row / R, r = row % R;
-    const float* bias = (queries ? p.C_bias : p.B_bias) + (static_cast<int64_t>(head) * R + r) * N;
+  for (int t = warp; t < count; t += kChunkWarps) {
+    float scale[kRows];
+#pragma unroll
+    for (int j = 0; j < kRows; ++j) {
+      scale[j] = 0.0f;
+      if (j >= rows_here) continue;
+      const float* v = (j < R ? keys : queries) + (t * R + j % R) * ld;
+      double sum_sq = 0.0;
+      for (int n = lane; n < N; n += kWarpSize) sum_sq += static_cast<double>(v[n]) * v[n];
+      scale[j] = rms_scale(warp_sum(sum_sq), N);
+    }
+    const float key_weight = key_scale ? key_scale[t] : 1.0f;
     const float* phi = angles + t * ldt;
-    double sum_sq = 0.0;
-    for (int n = lane; n < N; n += kWarpSize) sum_sq += static_cast<double>(v[n]) * v[n];
-    const float scale = rms_scale(warp_sum(sum_sq), N);
-    const float w = row_scale ? row_scale[t] : 1.0f;
     for (int i = lane; i < N / 2; i += kWarpSize) {
       const int a = p.mimo ? i : 2 * i;
       const int b = p.mimo ? i + N / 2 : 2 * i + 1;
-      float va = v[a] * scale * norm_w[a] + bias[a];
-      float vb = v[b] * scale * norm_w[b] + bias[b];
-      if (i < S) {
-        float sn, cs;
-        sincos_of_angle(phi[i], &sn, &cs);
-        const float ra = va * cs - vb * sn;
-        vb = va * sn + vb * cs;
-        va = ra;
+      float sn = 0.0f, cs = 1.0f;
+      if (i < S) sincos_of_angle(phi[i], &sn, &cs);
+#pragma unroll
+      for (int j = 0; j < kRows; ++j) {
+        if (j >= rows_here) continue;
+        const bool is_key = j < R;
+        const int r = j % R;
+        float* v = (is_key ? keys : queries) + (t * R + r) * ld;
+        const float* norm_w = is_key ? p.B_norm : p.C_norm;
+        const float* bias = (is_key ? p.B_bias : p.C_bias) + (static_cast<int64_t>(head) * R + r) * N;
+        float va = v[a] * scale[j] * norm_w[a] + bias[a];
+        float vb = v[b] * scale[j] * norm_w[b] + bias[b];
+        if (i < S) {
+          const float ra = va * cs - vb * sn;
+          vb = va * sn + vb * cs;
+          va = ra;
+        }
+        const float w = is_key ? key_weight : 1.0f;
+        if (is_key && last_keys && t == last_t) {
+          last_keys[static_cast<int64_t>(r) * p.H * N + a] = va * w;
+          last_keys[static_cast<int64_t>(r) * p.H * N + b] = vb * w;
+        }
+        v[a] = round_to_tf32(va * w);
+        v[b] = round_to_tf32(vb * w);
       }
-      v[a] = va * w;
-      v[b] = vb * w;
     }
   }
 }
 
 // ---------------------------------------------------------------------------------------
-// C [rows, cols] = A [rows, depth] B [depth, cols] (+ C when accumulate), tf32 inputs and
-// fp32 sums; C row-major. Warps take 16 x 16 tiles of C round robin. A and B are row- or
-// column-major as the layout types say; their pointers and strides may be global memory.
+// C [rows, cols] (+)= A [rows, depth] B [depth, cols] on the tensor cores: tf32 inputs, fp32
+// sums, mma.sync m16n8k8 (PTX ISA fragment layouts), a warp a 16 x 8 tile of C round robin.
+// Each operand is element (i, k) at data[i * outer + k * inner], i a row of A or a column of
+// B, in shared or global memory. Inputs are rounded to tf32 on load unless the caller wrote
+// them rounded already (round_to_tf32).
 
-template <class Layout>
-__device__ int64_t element_offset(int row, int col, int ld) {
-  if constexpr (std::is_same_v<Layout, wmma::row_major>)
-    return static_cast<int64_t>(row) * ld + col;
-  else
-    return static_cast<int64_t>(col) * ld + row;
+struct Operand {
+  const float* data;
+  int outer, inner;
+};
+
+template <bool kRound>
+__device__ __forceinline__ uint32_t operand_bits(float x) {
+  if constexpr (kRound) return tf32_bits(x);
+  return __float_as_uint(x);
 }
 
-template <class LayoutA, class LayoutB>
-__device__ void tf32_product(const float* a, int lda, const float* b, int ldb, float* c, int ldc, int rows, int cols,
-                             int depth, bool accumulate, int warp) {
-  const int tile_cols = cols / kTile;
+template <bool kRoundA, bool kRoundB>
+__device__ void tf32_product(Operand a, Operand b, float* c, int ldc, int rows, int cols, int depth, bool accumulate,
+                             int warp, int lane) {
+  const int group = lane / 4, member = lane % 4;  // the fragments' groupID and threadID_in_group
+  const int tile_cols = cols / 8;
 #pragma unroll 1
-  for (int tile = warp; tile < rows / kTile * tile_cols; tile += kChunkWarps) {
-    const int i0 = tile / tile_cols * kTile, j0 = tile % tile_cols * kTile;
-    wmma::fragment<wmma::accumulator, kTile, kTile, kStep, float> acc;
-    if (accumulate)
-      wmma::load_matrix_sync(acc, c + i0 * ldc + j0, ldc, wmma::mem_row_major);
-    else
-      wmma::fill_fragment(acc, 0.0f);
+  for (int tile = warp; tile < rows / 16 * tile_cols; tile += kChunkWarps) {
+    const int i0 = tile / tile_cols * 16, j0 = tile % tile_cols * 8;
+    float* c_top = c + (i0 + group) * ldc + j0 + 2 * member;
+    float* c_bottom = c_top + 8 * ldc;
+    float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    if (accumulate) d[0] = c_top[0], d[1] = c_top[1], d[2] = c_bottom[0], d[3] = c_bottom[1];
+    const float* a_top = a.data + (i0 + group) * a.outer + member * a.inner;
+    const float* a_bottom = a_top + 8 * a.outer;
+    const float* b_col = b.data + (j0 + group) * b.outer + member * b.inner;
+    const int a_half = 4 * a.inner, b_half = 4 * b.inner;
 #pragma unroll 4
-    for (int k0 = 0; k0 < depth; k0 += kStep) {
-      wmma::fragment<wmma::matrix_a, kTile, kTile, kStep, wmma::precision::tf32, LayoutA> fa;
-      wmma::fragment<wmma::matrix_b, kTile, kTile, kStep, wmma::precision::tf32, LayoutB> fb;
-      wmma::load_matrix_sync(fa, a + element_offset<LayoutA>(i0, k0, lda), lda);
-      wmma::load_matrix_sync(fb, b + element_offset<LayoutB>(k0, j0, ldb), ldb);
-#pragma unroll
-      for (int e = 0; e < fa.num_elements; ++e) fa.x[e] = wmma::__float_to_tf32(fa.x[e]);
-#pragma unroll
-      for (int e = 0; e < fb.num_elements; ++e) fb.x[e] = wmma::__float_to_tf32(fb.x[e]);
-      wmma::mma_sync(acc, fa, fb, acc);
+    for (int k0 = 0; k0 < depth; k0 += 8) {
+      const uint32_t af0 = operand_bits<kRoundA>(a_top[0]), af1 = operand_bits<kRoundA>(a_bottom[0]);
+      const uint32_t af2 = operand_bits<kRoundA>(a_top[a_half]), af3 = operand_bits<kRoundA>(a_bottom[a_half]);
+      const uint32_t bf0 = operand_bits<kRoundB>(b_col[0]), bf1 = operand_bits<kRoundB>(b_col[b_half]);
+      asm volatile(
+          "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+          "{%0, %1, %2, %3};"
+          : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+          : "r"(af0), "r"(af1), "r"(af2), "r"(af3), "r"(bf0), "r"(bf1));
+      a_top += 2 * a_half;
+      a_bottom += 2 * a_half;
+      b_col += 2 * b_half;
     }
-    wmma::store_matrix_sync(c + i0 * ldc + j0, acc, ldc, wmma::mem_row_major);
+    c_top[0] = d[0], c_top[1] = d[1], c_bottom[0] = d[2], c_bottom[1] = d[3];
   }
 }
 
@@ -341,12 +389,13 @@ __host__ __device__ StatesLayout states_layout(const Mamba3StepParams& p) {
   l.dt = s.take(kChunkRows);
   l.weight = s.take(kChunkRows);
   l.theta = s.take(kChunkRows * theta_stride(p.S));
-  l.k = s.take(kChunkRows * padded_stride(p.N));
-  l.v = s.take(kChunkRows * padded_stride(p.P));
+  l.k = s.take(kChunkRows * stride_across(p.N));
+  l.v = s.take(kChunkRows * stride_across(p.P));
   l.total = s.used;
   return l;
 }
 
+template <int R>
 __global__ void __launch_bounds__(kChunkThreads, kChunkBlocksPerSm)
     chunk_states_kernel(const Mamba3StepParams p, int tokens, const float* proj, const float* start_angles,
                         float* chunk_states, float* chunk_decay) {
@@ -356,7 +405,7 @@ __global__ void __launch_bounds__(kChunkThreads, kChunkBlocksPerSm)
   const int t0 = chunk * tokens_per_chunk(p), count = min(tokens_per_chunk(p), tokens - t0);
   const StatesLayout l = states_layout(p);
   const ChunkScalars s{smem + l.cum, smem + l.gamma, smem + l.c, smem + l.dt};
-  const int ldk = padded_stride(p.N), ldv = padded_stride(p.P);
+  const int ldk = stride_across(p.N), ldv = stride_across(p.P);
   float* k = smem + l.k;
   float* v = smem + l.v;
   float* angles = smem + l.theta;
@@ -369,17 +418,19 @@ __global__ void __launch_bounds__(kChunkThreads, kChunkBlocksPerSm)
   for (int t = tid; t < count; t += kChunkThreads) smem[l.weight + t] = expf(last - s.cum[t]) * s.c[t];
   finish_staging(p, head, count, start_angles + (static_cast<int64_t>(chunk) * p.H + head) * p.S, s, angles, v, ldv,
                  tid);
-  transform_rows(p, head, count, false, angles, smem + l.weight, k, ldk, warp, lane);
+  transform_token_rows<R>(p, head, count, angles, smem + l.weight, k, nullptr, ldk, nullptr, -1, warp, lane);
+  for_each_element(count * R, p.P, tid, [&](int row, int ch) { v[row * ldv + ch] = round_to_tf32(v[row * ldv + ch]); });
   __syncthreads();
   float* out = chunk_states + (static_cast<int64_t>(chunk) * p.H + head) * p.P * p.N;
-  tf32_product<wmma::col_major, wmma::row_major>(v, ldv, k, ldk, out, p.N, p.P, p.N, kChunkRows, false, warp);
+  tf32_product<false, false>({v, 1, ldv}, {k, 1, ldk}, out, p.N, p.P, p.N, kChunkRows, false, warp, lane);
   if (tid == 0) chunk_decay[chunk * p.H + head] = expf(last);
 }
 
 // ---------------------------------------------------------------------------------------
 // 3. State passing: thread (head, p, n). The initial state folds in the cached previous
 // token's term, H0 = h + mu_0 sum_r (x_prev mimo_x_r) k_prev_r^T (spec §4.4); then for each
-// chunk the entry of chunk_states becomes the state at the chunk's start.
+// chunk the entry of chunk_states becomes the state at the chunk's start, rounded to tf32
+// (the outputs' product reads nothing else of it; the state carried on is unrounded).
 
 __global__ void __launch_bounds__(kPassingThreads)
     state_passing_kernel(const Mamba3StepParams p, int chunks, const float* proj, float* state,
@@ -412,7 +463,7 @@ __global__ void __launch_bounds__(kPassingThreads)
   for (int c = 0; c < chunks; ++c) {
     const float4 own = next;
     if (c + 1 < chunks) next = entry[(c + 1) * chunk_stride];
-    entry[c * chunk_stride] = s;
+    entry[c * chunk_stride] = make_float4(round_to_tf32(s.x), round_to_tf32(s.y), round_to_tf32(s.z), round_to_tf32(s.w));
     const float d = chunk_decay[c * p.H + head];
     s.x = fmaf(d, s.x, own.x), s.y = fmaf(d, s.y, own.y), s.z = fmaf(d, s.z, own.z), s.w = fmaf(d, s.w, own.w);
   }
@@ -436,26 +487,27 @@ __host__ __device__ OutputsLayout outputs_layout(const Mamba3StepParams& p) {
   l.c = s.take(kChunkRows);
   l.dt = s.take(kChunkRows);
   l.theta = s.take(kChunkRows * theta_stride(p.S));
-  l.q = s.take(kChunkRows * padded_stride(p.N));
-  l.k = s.take(kChunkRows * padded_stride(p.N));
-  l.v = s.take(kChunkRows * padded_stride(p.P));
-  l.m = s.take(kChunkRows * padded_stride(kChunkRows));
-  l.y = p.P <= p.N ? l.k : s.take(kChunkRows * padded_stride(p.P));
+  l.q = s.take(kChunkRows * stride_along(p.N));
+  l.k = s.take(kChunkRows * stride_along(p.N));
+  l.v = s.take(kChunkRows * stride_across(p.P));
+  l.m = s.take(kChunkRows * stride_along(kChunkRows));
+  l.y = stride_across(p.P) <= stride_along(p.N) ? l.k : s.take(kChunkRows * stride_across(p.P));
   l.total = s.used;
   return l;
 }
 
+template <int R, class T>
 __global__ void __launch_bounds__(kChunkThreads, kChunkBlocksPerSm)
     chunk_outputs_kernel(const Mamba3StepParams p, int tokens, const float* proj, const float* start_angles,
-                         const float* chunk_states, float* state, float* y) {
+                         const float* chunk_states, float* state, T* y) {
   extern __shared__ __align__(128) float smem[];
   const int chunk = static_cast<int>(blockIdx.x), head = static_cast<int>(blockIdx.y);
   const int tid = static_cast<int>(threadIdx.x), lane = tid % kWarpSize, warp = tid / kWarpSize;
-  const int R = p.R, P = p.P, N = p.N;
+  const int P = p.P, N = p.N;
   const int t0 = chunk * tokens_per_chunk(p), count = min(tokens_per_chunk(p), tokens - t0);
   const OutputsLayout l = outputs_layout(p);
   const ChunkScalars s{smem + l.cum, smem + l.gamma, smem + l.c, smem + l.dt};
-  const int ldn = padded_stride(N), ldp = padded_stride(P), ldm = padded_stride(kChunkRows);
+  const int ldn = stride_along(N), ldp = stride_across(P), ldm = stride_along(kChunkRows);
   float* q = smem + l.q;
   float* k = smem + l.k;
   float* v = smem + l.v;
@@ -469,74 +521,76 @@ __global__ void __launch_bounds__(kChunkThreads, kChunkBlocksPerSm)
   __syncthreads();
   finish_staging(p, head, count, start_angles + (static_cast<int64_t>(chunk) * p.H + head) * p.S, s, angles, v, ldp,
                  tid);
-  transform_rows(p, head, count, true, angles, nullptr, q, ldn, warp, lane);
-  transform_rows(p, head, count, false, angles, nullptr, k, ldn, warp, lane);
-  __syncthreads();
-
   // The pass's last chunk leaves the last token's rotated, biased key and raw x in the slot
   // for the next step's trapezoid term (the state passing has read the old ones).
-  if (t0 + count == tokens) {
-    for (int i = tid; i < R * N; i += kChunkThreads) {
-      const int r = i / N, n = i % N;
-      state[p.off_k + static_cast<int64_t>(r) * p.H * N + static_cast<int64_t>(head) * N + n] =
-          k[((count - 1) * R + r) * ldn + n];
-    }
+  const bool last_chunk = t0 + count == tokens;
+  transform_token_rows<R>(p, head, count, angles, nullptr, k, q, ldn,
+                          last_chunk ? state + p.off_k + static_cast<int64_t>(head) * N : nullptr, count - 1, warp,
+                          lane);
+  __syncthreads();
+  if (last_chunk) {
     const float* x_last = proj + static_cast<int64_t>(tokens - 1) * p.d_in_proj + p.E + static_cast<int64_t>(head) * P;
     for (int ch = tid; ch < P; ch += kChunkThreads) state[p.off_v + static_cast<int64_t>(head) * P + ch] = x_last[ch];
   }
 
-  tf32_product<wmma::row_major, wmma::col_major>(q, ldn, k, ldn, m, ldm, kChunkRows, kChunkRows, N, false, warp);
+  tf32_product<false, false>({q, ldn, 1}, {k, ldn, 1}, m, ldm, kChunkRows, kChunkRows, N, false, warp, lane);
   __syncthreads();  // K is dead from here: Y may take its place
   const float* s_start = chunk_states + (static_cast<int64_t>(chunk) * p.H + head) * P * N;
-  tf32_product<wmma::row_major, wmma::col_major>(q, ldn, s_start, N, yr, ldp, kChunkRows, P, N, false, warp);
+  tf32_product<false, false>({q, ldn, 1}, {s_start, N, 1}, yr, ldp, kChunkRows, P, N, false, warp, lane);
   __syncthreads();
 
   // The causal weights: e^(l_t - l_s) c_s before the diagonal, gamma_t on it (every rank pair
-  // of the token), nothing after; and the inter-chunk term's e^(l_t).
-  for (int i = tid; i < kChunkRows * kChunkRows; i += kChunkThreads) {
-    const int row = i / kChunkRows, col = i % kChunkRows, t = row / R, u = col / R;
+  // of the token), nothing after; and the inter-chunk term's e^(l_t), a warp a row.
+  for_each_element(kChunkRows, kChunkRows, tid, [&](int row, int col) {
+    const int t = row / R, u = col / R;
     float w = 0.0f;
     if (t < count) w = u < t ? expf(s.cum[t] - s.cum[u]) * s.c[u] : u == t ? s.gamma[t] : 0.0f;
-    m[row * ldm + col] *= w;
-  }
-  for (int i = tid; i < kChunkRows * P; i += kChunkThreads) {
-    const int row = i / P, ch = i % P, t = row / R;
-    yr[row * ldp + ch] *= t < count ? expf(s.cum[t]) : 0.0f;
+    m[row * ldm + col] = round_to_tf32(m[row * ldm + col] * w);
+  });
+  for (int row = warp; row < kChunkRows; row += kChunkWarps) {
+    const int t = row / R;
+    const float decay = t < count ? expf(s.cum[t]) : 0.0f;
+    for (int ch = lane; ch < P; ch += kWarpSize) yr[row * ldp + ch] *= decay;
   }
   __syncthreads();
-  tf32_product<wmma::row_major, wmma::row_major>(m, ldm, v, ldp, yr, ldp, kChunkRows, P, kChunkRows, true, warp);
+  tf32_product<false, true>({m, ldm, 1}, {v, 1, ldp}, yr, ldp, kChunkRows, P, kChunkRows, true, warp, lane);
   __syncthreads();
 
-  // y_r += D v_r, then the optional RMSNorm over P (a warp a row).
+  // A warp a token, all its ranks: y_r += D v_r, the optional RMSNorm over P, then the gate and
+  // the sum over ranks, y[t, head, ch] = sum_r mo * y_r * silu(z * mz), in the output's type.
   const float d = p.D[head];
+  const float* norm_w = p.out_norm + static_cast<int64_t>(head) * P;
 #pragma unroll 1
-  for (int row = warp; row < count * R; row += kChunkWarps) {
-    float* yrow = yr + row * ldp;
-    double sum_sq = 0.0;
-    for (int ch = lane; ch < P; ch += kWarpSize) {
-      const float val = yrow[ch] + d * v[row * ldp + ch];
-      yrow[ch] = val;
-      sum_sq += static_cast<double>(val) * val;
-    }
-    if (!p.outproj_norm) continue;
-    const float scale = rms_scale(warp_sum(sum_sq), P);
-    const float* w = p.out_norm + static_cast<int64_t>(head) * P;
-    for (int ch = lane; ch < P; ch += kWarpSize) yrow[ch] = yrow[ch] * scale * w[ch];
-  }
-  __syncthreads();
-
-  // The gate and the sum over ranks: y[t, head, ch] = sum_r mo * y_r * silu(z * mz).
-  for (int i = tid; i < count * P; i += kChunkThreads) {
-    const int t = i / P, ch = i % P;
-    const float z = proj[static_cast<int64_t>(t0 + t) * p.d_in_proj + static_cast<int64_t>(head) * P + ch];
-    float acc = 0.0f;
+  for (int t = warp; t < count; t += kChunkWarps) {
+    float scale[R];
+#pragma unroll
     for (int r = 0; r < R; ++r) {
-      const int64_t w = (static_cast<int64_t>(head) * R + r) * P + ch;
-      const float mz = p.mimo ? p.mimo_z[w] : 1.0f;
-      const float mo = p.mimo ? p.mimo_o[w] : 1.0f;
-      acc += mo * yr[(t * R + r) * ldp + ch] * silu(z * mz);
+      float* yrow = yr + (t * R + r) * ldp;
+      const float* vrow = v + (t * R + r) * ldp;
+      double sum_sq = 0.0;
+      for (int ch = lane; ch < P; ch += kWarpSize) {
+        const float val = yrow[ch] + d * vrow[ch];
+        yrow[ch] = val;
+        sum_sq += static_cast<double>(val) * val;
+      }
+      scale[r] = p.outproj_norm ? rms_scale(warp_sum(sum_sq), P) : 1.0f;
     }
-    y[static_cast<int64_t>(t0 + t) * p.E + static_cast<int64_t>(head) * P + ch] = acc;
+    const float* z_row = proj + static_cast<int64_t>(t0 + t) * p.d_in_proj + static_cast<int64_t>(head) * P;
+    T* out = y + static_cast<int64_t>(t0 + t) * p.E + static_cast<int64_t>(head) * P;
+    for (int ch = lane; ch < P; ch += kWarpSize) {
+      const float z = z_row[ch];
+      float acc = 0.0f;
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        float yv = yr[(t * R + r) * ldp + ch];
+        if (p.outproj_norm) yv = yv * scale[r] * norm_w[ch];
+        const int64_t w = (static_cast<int64_t>(head) * R + r) * P + ch;
+        const float mz = p.mimo ? p.mimo_z[w] : 1.0f;
+        const float mo = p.mimo ? p.mimo_o[w] : 1.0f;
+        acc += mo * yv * silu(z * mz);
+      }
+      out[ch] = from_float<T>(acc);
+    }
   }
 }
 
@@ -570,6 +624,39 @@ Workspace carve(const Mamba3StepParams& p, int tokens, void* base) {
           reinterpret_cast<float*>(b + angles + states), angles + states + decay};
 }
 
+template <int R, class T>
+cudaError_t launch_outputs(const Mamba3StepParams& p, int tokens, int chunks, const float* proj, float* state, T* y,
+                           const Workspace& ws, cudaStream_t stream) {
+  const size_t smem = outputs_smem_bytes(p);
+  if (const cudaError_t e = allow_shared_memory(chunk_outputs_kernel<R, T>, smem); e != cudaSuccess) return e;
+  const dim3 grid(static_cast<unsigned>(chunks), static_cast<unsigned>(p.H));
+  chunk_outputs_kernel<R, T><<<grid, kChunkThreads, smem, stream>>>(p, tokens, proj, ws.angles, ws.chunk_states, state, y);
+  return cudaGetLastError();
+}
+
+// The chunk states, the state passing and the outputs, for MIMO rank R.
+template <int R>
+cudaError_t launch_chunk_kernels(const Mamba3StepParams& p, int tokens, int chunks, const float* proj, float* state,
+                                 void* y, DeviceType y_type, const Workspace& ws, cudaStream_t stream) {
+  const size_t states_smem = states_smem_bytes(p);
+  if (const cudaError_t e = allow_shared_memory(chunk_states_kernel<R>, states_smem); e != cudaSuccess) return e;
+  const dim3 grid(static_cast<unsigned>(chunks), static_cast<unsigned>(p.H));
+  chunk_states_kernel<R><<<grid, kChunkThreads, states_smem, stream>>>(p, tokens, proj, ws.angles, ws.chunk_states,
+                                                                        ws.chunk_decay);
+  if (const cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
+  const int64_t quads = static_cast<int64_t>(p.H) * p.P * p.N / 4;
+  state_passing_kernel<<<static_cast<unsigned>((quads + kPassingThreads - 1) / kPassingThreads), kPassingThreads, 0,
+                         stream>>>(p, chunks, proj, state, ws.chunk_states, ws.chunk_decay);
+  if (const cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
+  switch (y_type) {
+    case DeviceType::F32: return launch_outputs<R>(p, tokens, chunks, proj, state, static_cast<float*>(y), ws, stream);
+    case DeviceType::F16: return launch_outputs<R>(p, tokens, chunks, proj, state, static_cast<__half*>(y), ws, stream);
+    case DeviceType::BF16:
+      return launch_outputs<R>(p, tokens, chunks, proj, state, static_cast<__nv_bfloat16*>(y), ws, stream);
+  }
+  return cudaErrorInvalidValue;
+}
+
 }  // namespace
 
 bool chunked_prefill_fits(const Mamba3StepParams& p, int device) {
@@ -583,8 +670,8 @@ size_t chunked_prefill_workspace_bytes(const Mamba3StepParams& p, int max_tokens
   return shapes_fit(p) && max_tokens > 0 ? carve(p, max_tokens, nullptr).bytes : 0;
 }
 
-cudaError_t mamba3_chunked_prefill(const Mamba3StepParams& p, int tokens, const float* proj, float* state, float* y,
-                                   void* workspace, cudaStream_t stream) {
+cudaError_t mamba3_chunked_prefill(const Mamba3StepParams& p, int tokens, const float* proj, float* state, void* y,
+                                   DeviceType y_type, void* workspace, cudaStream_t stream) {
   if (!shapes_fit(p) || tokens < 0) return cudaErrorInvalidValue;
   if (tokens == 0) return cudaSuccess;
   if (!proj || !state || !y || !workspace) return cudaErrorInvalidValue;
@@ -600,19 +687,12 @@ cudaError_t mamba3_chunked_prefill(const Mamba3StepParams& p, int tokens, const 
                                                                                                    ws.angles);
     if (const cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
   }
-  const size_t states_smem = states_smem_bytes(p), outputs_smem = outputs_smem_bytes(p);
-  if (const cudaError_t e = allow_shared_memory(chunk_states_kernel, states_smem); e != cudaSuccess) return e;
-  if (const cudaError_t e = allow_shared_memory(chunk_outputs_kernel, outputs_smem); e != cudaSuccess) return e;
-  chunk_states_kernel<<<grid, kChunkThreads, states_smem, stream>>>(p, tokens, proj, ws.angles, ws.chunk_states,
-                                                                     ws.chunk_decay);
-  if (const cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
-  const int64_t quads = static_cast<int64_t>(p.H) * p.P * p.N / 4;
-  state_passing_kernel<<<static_cast<unsigned>((quads + kPassingThreads - 1) / kPassingThreads), kPassingThreads, 0,
-                         stream>>>(p, chunks, proj, state, ws.chunk_states, ws.chunk_decay);
-  if (const cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
-  chunk_outputs_kernel<<<grid, kChunkThreads, outputs_smem, stream>>>(p, tokens, proj, ws.angles, ws.chunk_states,
-                                                                       state, y);
-  return cudaGetLastError();
+  switch (p.R) {
+    case 1: return launch_chunk_kernels<1>(p, tokens, chunks, proj, state, y, y_type, ws, stream);
+    case 2: return launch_chunk_kernels<2>(p, tokens, chunks, proj, state, y, y_type, ws, stream);
+    case 4: return launch_chunk_kernels<4>(p, tokens, chunks, proj, state, y, y_type, ws, stream);
+  }
+  return cudaErrorInvalidValue;
 }
 
 }  // namespace m3::cuda

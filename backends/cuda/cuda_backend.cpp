@@ -281,22 +281,28 @@ struct CudaBackend::Impl {
                                 input_type(L.in_proj, small), stream),
             "rms_norm_rows");
       matmul(L.in_proj, gemm_in.get(), D, n, proj.get<float>(), c.d_in_proj, 0.0f, small);
-      if (prefill_state && chunked_prefill)
-        check(cuda::mamba3_chunked_prefill(L.step, static_cast<int>(n), proj.get<float>(), prefill_state,
-                                           y.get<float>(), prefill_workspace.get(), stream),
-              "mamba3_chunked_prefill");
-      else if (prefill_state)
-        check(cuda::mamba3_step_prefill(L.step, static_cast<int>(n), proj.get<float>(), prefill_state, y.get<float>(),
-                                        stream),
-              "mamba3_step_prefill");
-      else
-        check(cuda::mamba3_step_decode(L.step, static_cast<int>(n), proj.get<float>(), slot_ptrs.get<float* const>(),
-                                       y.get<float>(), stream),
-              "mamba3_step_decode");
       const void* out_in = y.get();
-      if (input_type(L.out_proj, small) != DeviceType::F32) {
-        check(cuda::convert_floats(y.get<float>(), n * E, gemm_in.get(), L.out_proj.type, stream), "convert_floats");
-        out_in = gemm_in.get();
+      if (prefill_state && chunked_prefill) {
+        // The chunked kernels write y straight in out_proj's input type.
+        const DeviceType out_type = input_type(L.out_proj, small);
+        void* dst = out_type == DeviceType::F32 ? y.get() : gemm_in.get();
+        check(cuda::mamba3_chunked_prefill(L.step, static_cast<int>(n), proj.get<float>(), prefill_state, dst, out_type,
+                                           prefill_workspace.get(), stream),
+              "mamba3_chunked_prefill");
+        out_in = dst;
+      } else {
+        if (prefill_state)
+          check(cuda::mamba3_step_prefill(L.step, static_cast<int>(n), proj.get<float>(), prefill_state,
+                                          y.get<float>(), stream),
+                "mamba3_step_prefill");
+        else
+          check(cuda::mamba3_step_decode(L.step, static_cast<int>(n), proj.get<float>(), slot_ptrs.get<float* const>(),
+                                         y.get<float>(), stream),
+                "mamba3_step_decode");
+        if (input_type(L.out_proj, small) != DeviceType::F32) {
+          check(cuda::convert_floats(y.get<float>(), n * E, gemm_in.get(), L.out_proj.type, stream), "convert_floats");
+          out_in = gemm_in.get();
+        }
       }
       matmul(L.out_proj, out_in, E, n, res, D, 1.0f, small);  // beta 1: the residual add
       if (mlp_hidden > 0) {

@@ -54,11 +54,12 @@ cudaError_t mamba3_step_prefill(const Mamba3StepParams& p, int tokens, const flo
 // 3 decimal digits: for bf16/f16 models, whose activations are rounded coarser anyway).
 // chunked_prefill_fits: the shapes it takes (P and N multiples of 16, R of 1, 2 or 4) and
 // whether this device has the shared memory for them. The workspace holds
-// chunked_prefill_workspace_bytes(p, tokens) bytes, 256-byte aligned.
+// chunked_prefill_workspace_bytes(p, tokens) bytes, 256-byte aligned. y is written in y_type
+// (the input type of out_proj's product: no conversion pass after).
 bool chunked_prefill_fits(const Mamba3StepParams& p, int device);
 size_t chunked_prefill_workspace_bytes(const Mamba3StepParams& p, int max_tokens);
-cudaError_t mamba3_chunked_prefill(const Mamba3StepParams& p, int tokens, const float* proj, float* state, float* y,
-                                   void* workspace, cudaStream_t stream);
+cudaError_t mamba3_chunked_prefill(const Mamba3StepParams& p, int tokens, const float* proj, float* state, void* y,
+                                   DeviceType y_type, void* workspace, cudaStream_t stream);
 
 // out[i, :] = table[tokens[i], :] as fp32 (rows of `cols`).
 cudaError_t embed_rows(const void* table, DeviceType type, int cols, const int32_t* tokens, int rows, float* out,

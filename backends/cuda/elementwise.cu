@@ -20,7 +20,13 @@ constexpr int kRowThreads = 256;      // one block per row
 // thread's chain of loads short (the kernel is all latency at that size).
 constexpr int kNormThreads = 1024;
 constexpr int kNormKept = 4;  // elements a thread keeps in registers (rows up to 4096 wide)
+// Many rows (prefill) take a smaller block a row: a cheaper block-wide sum, more rows an SM.
+constexpr int kNormThreadsManyRows = 256;
+constexpr int kNormKeptManyRows = 8;  // rows up to 2048 wide
+constexpr int kNormManyRows = 64;
 constexpr int kElementThreads = 256;  // grid-stride element loops
+constexpr int kVector = 4;            // elements a thread in the vector paths (16-byte loads)
+constexpr int kMaxGridRows = 65535;   // gridDim.y
 constexpr int64_t kMaxElementBlocks = 1 << 16;
 
 // Calls f(T{}) with T the storage type named by `type`; invalid types are an invalid value.
@@ -62,7 +68,7 @@ __global__ void __launch_bounds__(kRowThreads) embed_rows_kernel(const T* table,
   for (int i = static_cast<int>(threadIdx.x); i < cols; i += static_cast<int>(blockDim.x)) dst[i] = to_float(src[i]);
 }
 
-template <class T>
+template <class T, int kKept>
 __global__ void __launch_bounds__(kNormThreads) rms_norm_rows_kernel(const float* __restrict__ x,
                                                                      const float* __restrict__ w, int cols,
                                                                      T* __restrict__ out) {
@@ -71,25 +77,28 @@ __global__ void __launch_bounds__(kNormThreads) rms_norm_rows_kernel(const float
   const int64_t row = blockIdx.x;
   const float* src = x + row * cols;
   T* dst = out + row * cols;
-  // Rows of up to kNormKept * nthreads: each thread keeps its elements in registers, and
+  // Rows of up to kKept * nthreads: each thread keeps its elements in registers, and
   // loads its weights before the wait for x (overlapped_launch.cuh). One trip to memory less
   // in a kernel that is all latency at decode.
-  if (cols <= kNormKept * nthreads) {
-    float wk[kNormKept], xk[kNormKept];
-    for (int k = 0; k < kNormKept; ++k) {
+  if (cols <= kKept * nthreads) {
+    float wk[kKept], xk[kKept];
+#pragma unroll
+    for (int k = 0; k < kKept; ++k) {
       const int i = tid + k * nthreads;
       wk[k] = i < cols ? w[i] : 0.0f;
     }
     wait_for_previous_kernel();
     let_next_kernel_start();
     double sum_sq = 0.0;
-    for (int k = 0; k < kNormKept; ++k) {
+#pragma unroll
+    for (int k = 0; k < kKept; ++k) {
       const int i = tid + k * nthreads;
       xk[k] = i < cols ? src[i] : 0.0f;
       sum_sq += static_cast<double>(xk[k]) * xk[k];
     }
     const float scale = rms_scale(block_sum(sum_sq, scratch), cols);
-    for (int k = 0; k < kNormKept; ++k) {
+#pragma unroll
+    for (int k = 0; k < kKept; ++k) {
       const int i = tid + k * nthreads;
       if (i < cols) dst[i] = from_float<T>(xk[k] * scale * wk[k]);
     }
@@ -103,28 +112,58 @@ __global__ void __launch_bounds__(kNormThreads) rms_norm_rows_kernel(const float
   for (int i = tid; i < cols; i += nthreads) dst[i] = from_float<T>(src[i] * scale * w[i]);
 }
 
-// Element-parallel over all rows (a decode step has one row of thousands of elements).
+// Four values stored at once in T (16 or 8 bytes); dst aligned to that.
+__device__ __forceinline__ void store4(float* dst, float a, float b, float c, float d) {
+  *reinterpret_cast<float4*>(dst) = make_float4(a, b, c, d);
+}
+__device__ __forceinline__ void store4(__half* dst, float a, float b, float c, float d) {
+  __half2* pair = reinterpret_cast<__half2*>(dst);
+  pair[0] = __floats2half2_rn(a, b);
+  pair[1] = __floats2half2_rn(c, d);
+}
+__device__ __forceinline__ void store4(__nv_bfloat16* dst, float a, float b, float c, float d) {
+  __nv_bfloat162* pair = reinterpret_cast<__nv_bfloat162*>(dst);
+  pair[0] = __floats2bfloat162_rn(a, b);
+  pair[1] = __floats2bfloat162_rn(c, d);
+}
+
+// Grid (pieces of kVector along a row, rows): no 64-bit division per element. Rows whose
+// width is a multiple of kVector take 16-byte loads.
 template <class T>
-__global__ void __launch_bounds__(kElementThreads) gated_silu_kernel(const float* __restrict__ h, int64_t rows,
-                                                                     int hid, T* __restrict__ out) {
+__global__ void __launch_bounds__(kElementThreads) gated_silu_kernel(const float* __restrict__ h, int rows, int hid,
+                                                                     T* __restrict__ out) {
   wait_for_previous_kernel();
   let_next_kernel_start();
-  const int64_t n = rows * hid;
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t row = i / hid, j = i % hid;
-    const float* value = h + row * 2 * hid;
-    out[i] = from_float<T>(value[j] * silu(value[hid + j]));
+  const int j = (static_cast<int>(blockIdx.x) * kElementThreads + static_cast<int>(threadIdx.x)) * kVector;
+  if (j >= hid) return;
+  for (int row = static_cast<int>(blockIdx.y); row < rows; row += static_cast<int>(gridDim.y)) {
+    const float* value = h + static_cast<int64_t>(row) * 2 * hid;
+    T* dst = out + static_cast<int64_t>(row) * hid;
+    if (hid % kVector == 0) {
+      const float4 a = *reinterpret_cast<const float4*>(value + j);
+      const float4 g = *reinterpret_cast<const float4*>(value + hid + j);
+      store4(dst + j, a.x * silu(g.x), a.y * silu(g.y), a.z * silu(g.z), a.w * silu(g.w));
+    } else {
+      for (int k = j; k < j + kVector && k < hid; ++k) dst[k] = from_float<T>(value[k] * silu(value[hid + k]));
+    }
   }
 }
 
+// kVector elements a thread; n a multiple of kVector takes 16-byte loads.
 template <class T>
-__global__ void __launch_bounds__(kElementThreads) convert_floats_kernel(const float* x, int64_t n, T* out) {
+__global__ void __launch_bounds__(kElementThreads) convert_floats_kernel(const float* __restrict__ x, int64_t n,
+                                                                         T* __restrict__ out) {
   wait_for_previous_kernel();
   let_next_kernel_start();
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    out[i] = from_float<T>(x[i]);
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * kElementThreads * kVector;
+  for (int64_t i = (static_cast<int64_t>(blockIdx.x) * kElementThreads + threadIdx.x) * kVector; i < n; i += stride) {
+    if (n % kVector == 0) {
+      const float4 v = *reinterpret_cast<const float4*>(x + i);
+      store4(out + i, v.x, v.y, v.z, v.w);
+    } else {
+      for (int64_t k = i; k < i + kVector && k < n; ++k) out[k] = from_float<T>(x[k]);
+    }
+  }
 }
 
 }  // namespace
@@ -148,7 +187,11 @@ cudaError_t rms_norm_rows(const float* x, const float* w, int rows, int cols, vo
   if (!x || !w || !out) return cudaErrorInvalidValue;
   return with_storage_type(out_type, [&](auto storage) {
     using T = decltype(storage);
-    return launch_overlapped(rms_norm_rows_kernel<T>, rows, kNormThreads, 0, stream, x, w, cols, static_cast<T*>(out));
+    if (rows >= kNormManyRows)
+      return launch_overlapped(rms_norm_rows_kernel<T, kNormKeptManyRows>, rows, kNormThreadsManyRows, 0, stream, x,
+                               w, cols, static_cast<T*>(out));
+    return launch_overlapped(rms_norm_rows_kernel<T, kNormKept>, rows, kNormThreads, 0, stream, x, w, cols,
+                             static_cast<T*>(out));
   });
 }
 
@@ -158,9 +201,11 @@ cudaError_t gated_silu(const float* h, int rows, int hid, void* out, DeviceType 
   if (!h || !out) return cudaErrorInvalidValue;
   return with_storage_type(out_type, [&](auto storage) {
     using T = decltype(storage);
-    const int64_t n = static_cast<int64_t>(rows) * hid;
-    return launch_overlapped(gated_silu_kernel<T>, element_blocks(n), kElementThreads, 0, stream, h,
-                             static_cast<int64_t>(rows), hid, static_cast<T*>(out));
+    const int pieces = (hid + kVector - 1) / kVector;
+    const dim3 grid(static_cast<unsigned>((pieces + kElementThreads - 1) / kElementThreads),
+                    static_cast<unsigned>(rows < kMaxGridRows ? rows : kMaxGridRows));
+    return launch_overlapped(gated_silu_kernel<T>, grid, kElementThreads, 0, stream, h, rows, hid,
+                             static_cast<T*>(out));
   });
 }
 
@@ -170,8 +215,8 @@ cudaError_t convert_floats(const float* x, int64_t n, void* out, DeviceType out_
   if (!x || !out) return cudaErrorInvalidValue;
   return with_storage_type(out_type, [&](auto storage) {
     using T = decltype(storage);
-    return launch_overlapped(convert_floats_kernel<T>, element_blocks(n), kElementThreads, 0, stream, x, n,
-                             static_cast<T*>(out));
+    return launch_overlapped(convert_floats_kernel<T>, element_blocks((n + kVector - 1) / kVector), kElementThreads,
+                             0, stream, x, n, static_cast<T*>(out));
   });
 }
 
