@@ -87,7 +87,7 @@ __device__ __forceinline__ uint32_t tf32_bits(float x) {
 __device__ __forceinline__ float round_to_tf32(float x) { return __uint_as_float(tf32_bits(x)); }
 
 // ---------------------------------------------------------------------------------------
-// Per-token scalars of one chunk (warp 0; a chunk has at most 64 tokens, two a lane).
+// Per-token scalars of one chunk (warp 0, a lane a token).
 
 struct ChunkScalars {
   float* cum;    // l_t: inclusive running sum of the log-decays within the chunk
@@ -103,32 +103,22 @@ __device__ HeadRates token_rates(const Mamba3StepParams& p, const float* proj, i
 
 __device__ void fill_chunk_scalars(const Mamba3StepParams& p, const float* proj, int head, int t0, int count,
                                    int tokens, const ChunkScalars& s, int lane) {
-  float log_decay[2];
-#pragma unroll
-  for (int j = 0; j < 2; ++j) {
-    const int t = lane + j * kWarpSize;
-    log_decay[j] = 0.0f;
-    if (t < count) {
-      const HeadRates r = token_rates(p, proj, head, t0 + t);
-      const float mu_next = t0 + t + 1 < tokens ? token_rates(p, proj, head, t0 + t + 1).mu : 0.0f;
-      log_decay[j] = r.log_decay;
-      s.dt[t] = r.dt;
-      s.gamma[t] = r.gamma;
-      s.c[t] = r.gamma + mu_next;
-    }
+  static_assert(kChunkRows <= kWarpSize, "a lane takes one token");
+  HeadRates r{0.0f, 0.0f, 0.0f, 0.0f};
+  if (lane < count) r = token_rates(p, proj, head, t0 + lane);
+  // mu of the next token: the next lane's, and past the chunk's end the next chunk's first.
+  float mu_next = __shfl_down_sync(kFullWarp, r.mu, 1);
+  if (lane == count - 1) mu_next = t0 + count < tokens ? token_rates(p, proj, head, t0 + count).mu : 0.0f;
+  float log_decay = r.log_decay;
+  for (int offset = 1; offset < kWarpSize; offset *= 2) {
+    const float v = __shfl_up_sync(kFullWarp, log_decay, offset);
+    if (lane >= offset) log_decay += v;
   }
-  // Inclusive scan of each half, then the first half's total into the second.
-#pragma unroll
-  for (int j = 0; j < 2; ++j)
-    for (int offset = 1; offset < kWarpSize; offset *= 2) {
-      const float v = __shfl_up_sync(kFullWarp, log_decay[j], offset);
-      if (lane >= offset) log_decay[j] += v;
-    }
-  log_decay[1] += __shfl_sync(kFullWarp, log_decay[0], kWarpSize - 1);
-#pragma unroll
-  for (int j = 0; j < 2; ++j) {
-    const int t = lane + j * kWarpSize;
-    if (t < count) s.cum[t] = log_decay[j];
+  if (lane < count) {
+    s.cum[lane] = log_decay;
+    s.dt[lane] = r.dt;
+    s.gamma[lane] = r.gamma;
+    s.c[lane] = r.gamma + mu_next;
   }
 }
 
@@ -161,12 +151,23 @@ __device__ void copy_rows_async(float* dst, int ld, int dst_rows_apart, const fl
 // Which of the chunk's matrices a kernel stages.
 enum StagedRows : int { kKeys = 1, kQueries = 2, kValues = 4 };
 
+// This head's biases of the keys (B) or queries (C), [R, N], staged with the inputs.
+__host__ __device__ int bias_floats(const Mamba3StepParams& p) { return p.R * p.N; }
+
+__device__ void stage_bias(const Mamba3StepParams& p, int head, const float* bias, float* dst, int tid) {
+  copy_rows_async(dst, bias_floats(p), 1, bias + static_cast<int64_t>(head) * bias_floats(p), bias_floats(p), 1,
+                  bias_floats(p), tid);
+}
+
 // Raw B rows into keys, raw C rows into queries, x into every rank's value row, theta into
-// theta [count, padded S]; rows past count zeroed. One cp.async group; the caller waits.
+// theta [count, padded S], the keys' and queries' biases (key_bias, query_bias: null when
+// not wanted); rows past count zeroed. One cp.async group; the caller waits.
 __device__ void stage_chunk_inputs(const Mamba3StepParams& p, const float* proj, int head, int t0, int count,
                                    int which, float* keys, float* queries, int ldn, float* values, int ldp,
-                                   float* theta, int tid) {
+                                   float* theta, float* key_bias, float* query_bias, int tid) {
   const HeadInputs first = inputs_from_proj_row(proj + static_cast<int64_t>(t0) * p.d_in_proj, p, head);
+  if (key_bias) stage_bias(p, head, p.B_bias, key_bias, tid);
+  if (query_bias) stage_bias(p, head, p.C_bias, query_bias, tid);
   for (int r = 0; r < p.R; ++r) {
     if (which & kKeys) copy_rows_async(keys + r * ldn, ldn, p.R, first.B + r * first.bc_rank_stride, p.d_in_proj, count, p.N, tid);
     if (which & kQueries)
@@ -214,28 +215,20 @@ __device__ void finish_staging(const Mamba3StepParams& p, int head, int count, c
 }
 
 // Keys (B) and, when `queries` is given, queries (C) in place, a warp a token (all its ranks):
-// Rot(phi_t)(RMSNorm(raw) * norm + bias_r), keys also times key_scale[t] (null: 1), rounded to
-// tf32 for the products. SISO rotates pairs (2i, 2i+1), MIMO (i, i + N/2); one sin/cos serves
-// every row of the token. Token last_t's keys also go to last_keys unrounded (rank r at
-// + r * H * N: the slot's cached k), when last_keys is given.
+// Rot(phi_t)(normalized + bias_r) (normalize_keys_queries ran before), keys also times
+// key_scale[t] (null: 1), rounded to tf32 for the products. SISO rotates pairs (2i, 2i+1),
+// MIMO (i, i + N/2); one sin/cos serves every row of the token. Token last_t's keys also go to
+// last_keys unrounded (rank r at + r * H * N: the slot's cached k), when last_keys is given.
+// key_bias, query_bias: this head's biases (stage_bias).
 template <int R>
-__device__ void transform_token_rows(const Mamba3StepParams& p, int head, int count, const float* angles,
-                                     const float* key_scale, float* keys, float* queries, int ld, float* last_keys,
-                                     int last_t, int warp, int lane) {
+__device__ void transform_token_rows(const Mamba3StepParams& p, int count, const float* angles,
+                                     const float* key_scale, float* keys, float* queries, const float* key_bias,
+                                     const float* query_bias, int ld, float* last_keys, int last_t, int warp,
+                                     int lane) {
   constexpr int kRows = 2 * R;  // the keys' ranks, then the queries'
   const int N = p.N, S = p.S, ldt = theta_stride(S), rows_here = queries ? kRows : R;
 #pragma unroll 1
   for (int t = warp; t < count; t += kChunkWarps) {
-    float scale[kRows];
-#pragma unroll
-    for (int j = 0; j < kRows; ++j) {
-      scale[j] = 0.0f;
-      if (j >= rows_here) continue;
-      const float* v = (j < R ? keys : queries) + (t * R + j % R) * ld;
-      double sum_sq = 0.0;
-      for (int n = lane; n < N; n += kWarpSize) sum_sq += static_cast<double>(v[n]) * v[n];
-      scale[j] = rms_scale(warp_sum(sum_sq), N);
-    }
     const float key_weight = key_scale ? key_scale[t] : 1.0f;
     const float* phi = angles + t * ldt;
     for (int i = lane; i < N / 2; i += kWarpSize) {
@@ -249,10 +242,9 @@ __device__ void transform_token_rows(const Mamba3StepParams& p, int head, int co
         const bool is_key = j < R;
         const int r = j % R;
         float* v = (is_key ? keys : queries) + (t * R + r) * ld;
-        const float* norm_w = is_key ? p.B_norm : p.C_norm;
-        const float* bias = (is_key ? p.B_bias : p.C_bias) + (static_cast<int64_t>(head) * R + r) * N;
-        float va = v[a] * scale[j] * norm_w[a] + bias[a];
-        float vb = v[b] * scale[j] * norm_w[b] + bias[b];
+        const float* bias = (is_key ? key_bias : query_bias) + r * N;
+        float va = v[a] + bias[a];
+        float vb = v[b] + bias[b];
         if (i < S) {
           const float ra = va * cs - vb * sn;
           vb = va * sn + vb * cs;
@@ -272,7 +264,8 @@ __device__ void transform_token_rows(const Mamba3StepParams& p, int head, int co
 
 // ---------------------------------------------------------------------------------------
 // C [rows, cols] (+)= A [rows, depth] B [depth, cols] on the tensor cores: tf32 inputs, fp32
-// sums, mma.sync m16n8k8 (PTX ISA fragment layouts), a warp a 16 x 8 tile of C round robin.
+// sums, mma.sync m16n8k8 (PTX ISA fragment layouts), a warp a 16 x (8 kTiles) tile of C round
+// robin (the A fragments serve kTiles products; cols a multiple of 8 kTiles).
 // Each operand is element (i, k) at data[i * outer + k * inner], i a row of A or a column of
 // B, in shared or global memory. Inputs are rounded to tf32 on load unless the caller wrote
 // them rounded already (round_to_tf32).
@@ -288,38 +281,90 @@ __device__ __forceinline__ uint32_t operand_bits(float x) {
   return __float_as_uint(x);
 }
 
-template <bool kRoundA, bool kRoundB>
+template <int kTiles, bool kRoundA, bool kRoundB>
 __device__ void tf32_product(Operand a, Operand b, float* c, int ldc, int rows, int cols, int depth, bool accumulate,
                              int warp, int lane) {
   const int group = lane / 4, member = lane % 4;  // the fragments' groupID and threadID_in_group
-  const int tile_cols = cols / 8;
+  const int tile_cols = cols / (8 * kTiles);
 #pragma unroll 1
   for (int tile = warp; tile < rows / 16 * tile_cols; tile += kChunkWarps) {
-    const int i0 = tile / tile_cols * 16, j0 = tile % tile_cols * 8;
-    float* c_top = c + (i0 + group) * ldc + j0 + 2 * member;
-    float* c_bottom = c_top + 8 * ldc;
-    float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    if (accumulate) d[0] = c_top[0], d[1] = c_top[1], d[2] = c_bottom[0], d[3] = c_bottom[1];
+    const int i0 = tile / tile_cols * 16, j0 = tile % tile_cols * 8 * kTiles;
+    float d[kTiles][4];
+#pragma unroll
+    for (int n = 0; n < kTiles; ++n) {
+      const float* c_top = c + (i0 + group) * ldc + j0 + 8 * n + 2 * member;
+      const float* c_bottom = c_top + 8 * ldc;
+      d[n][0] = accumulate ? c_top[0] : 0.0f;
+      d[n][1] = accumulate ? c_top[1] : 0.0f;
+      d[n][2] = accumulate ? c_bottom[0] : 0.0f;
+      d[n][3] = accumulate ? c_bottom[1] : 0.0f;
+    }
     const float* a_top = a.data + (i0 + group) * a.outer + member * a.inner;
     const float* a_bottom = a_top + 8 * a.outer;
     const float* b_col = b.data + (j0 + group) * b.outer + member * b.inner;
-    const int a_half = 4 * a.inner, b_half = 4 * b.inner;
-#pragma unroll 4
+    const int a_half = 4 * a.inner, b_half = 4 * b.inner, b_next = 8 * b.outer;
+#pragma unroll 2
     for (int k0 = 0; k0 < depth; k0 += 8) {
       const uint32_t af0 = operand_bits<kRoundA>(a_top[0]), af1 = operand_bits<kRoundA>(a_bottom[0]);
       const uint32_t af2 = operand_bits<kRoundA>(a_top[a_half]), af3 = operand_bits<kRoundA>(a_bottom[a_half]);
-      const uint32_t bf0 = operand_bits<kRoundB>(b_col[0]), bf1 = operand_bits<kRoundB>(b_col[b_half]);
-      asm volatile(
-          "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-          "{%0, %1, %2, %3};"
-          : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-          : "r"(af0), "r"(af1), "r"(af2), "r"(af3), "r"(bf0), "r"(bf1));
+#pragma unroll
+      for (int n = 0; n < kTiles; ++n) {
+        const uint32_t bf0 = operand_bits<kRoundB>(b_col[n * b_next]);
+        const uint32_t bf1 = operand_bits<kRoundB>(b_col[n * b_next + b_half]);
+        asm volatile(
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+            "{%0, %1, %2, %3};"
+            : "+f"(d[n][0]), "+f"(d[n][1]), "+f"(d[n][2]), "+f"(d[n][3])
+            : "r"(af0), "r"(af1), "r"(af2), "r"(af3), "r"(bf0), "r"(bf1));
+      }
       a_top += 2 * a_half;
       a_bottom += 2 * a_half;
       b_col += 2 * b_half;
     }
-    c_top[0] = d[0], c_top[1] = d[1], c_bottom[0] = d[2], c_bottom[1] = d[3];
+#pragma unroll
+    for (int n = 0; n < kTiles; ++n) {
+      float* c_top = c + (i0 + group) * ldc + j0 + 8 * n + 2 * member;
+      float* c_bottom = c_top + 8 * ldc;
+      c_top[0] = d[n][0], c_top[1] = d[n][1], c_bottom[0] = d[n][2], c_bottom[1] = d[n][3];
+    }
   }
+}
+
+// The product with the widest warp tile (up to 4 column tiles: registers) that still gives
+// every warp a tile.
+template <bool kRoundA, bool kRoundB>
+__device__ void tf32_matmul(Operand a, Operand b, float* c, int ldc, int rows, int cols, int depth, bool accumulate,
+                            int warp, int lane) {
+  const auto busy = [&](int tiles) { return cols % (8 * tiles) == 0 && rows / 16 * (cols / (8 * tiles)) >= kChunkWarps; };
+  if (busy(4))
+    tf32_product<4, kRoundA, kRoundB>(a, b, c, ldc, rows, cols, depth, accumulate, warp, lane);
+  else if (busy(2))
+    tf32_product<2, kRoundA, kRoundB>(a, b, c, ldc, rows, cols, depth, accumulate, warp, lane);
+  else
+    tf32_product<1, kRoundA, kRoundB>(a, b, c, ldc, rows, cols, depth, accumulate, warp, lane);
+}
+
+// ---------------------------------------------------------------------------------------
+// 0. normalize_keys_queries: every raw B and C row of the pass's projections, in place, becomes
+// RMSNorm(raw) * norm (the sum of squares in double, as the CPU does), once for all heads
+// that share it. A warp a row.
+
+constexpr int kNormalizeWarps = 8;
+
+__global__ void __launch_bounds__(kNormalizeWarps * kWarpSize)
+    normalize_keys_queries_kernel(const Mamba3StepParams p, int tokens, float* proj) {
+  const int lane = static_cast<int>(threadIdx.x) % kWarpSize;
+  const int row = static_cast<int>(blockIdx.x) * kNormalizeWarps + static_cast<int>(threadIdx.x) / kWarpSize;
+  const int per_token = 2 * p.R * p.G;  // B then C, [R, G] rows of N each
+  if (row >= tokens * per_token) return;
+  const int t = row / per_token, j = row % per_token;
+  float* v = proj + static_cast<int64_t>(t) * p.d_in_proj + 2 * static_cast<int64_t>(p.E) +
+             static_cast<int64_t>(j) * p.N;
+  const float* norm_w = j < p.R * p.G ? p.B_norm : p.C_norm;
+  double sum_sq = 0.0;
+  for (int n = lane; n < p.N; n += kWarpSize) sum_sq += static_cast<double>(v[n]) * v[n];
+  const float scale = rms_scale(warp_sum(sum_sq), p.N);
+  for (int n = lane; n < p.N; n += kWarpSize) v[n] = v[n] * scale * norm_w[n];
 }
 
 // ---------------------------------------------------------------------------------------
@@ -377,7 +422,7 @@ __global__ void angle_starts_kernel(const Mamba3StepParams p, int chunks, float*
 // e^(l_last - l_s) c_s, and the chunk's total decay e^(l_last).
 
 struct StatesLayout {
-  int cum, gamma, c, dt, weight, theta, k, v, total;
+  int cum, gamma, c, dt, weight, theta, k, v, key_bias, total;
 };
 
 __host__ __device__ StatesLayout states_layout(const Mamba3StepParams& p) {
@@ -391,6 +436,7 @@ __host__ __device__ StatesLayout states_layout(const Mamba3StepParams& p) {
   l.theta = s.take(kChunkRows * theta_stride(p.S));
   l.k = s.take(kChunkRows * stride_across(p.N));
   l.v = s.take(kChunkRows * stride_across(p.P));
+  l.key_bias = s.take(bias_floats(p));
   l.total = s.used;
   return l;
 }
@@ -410,7 +456,8 @@ __global__ void __launch_bounds__(kChunkThreads, kChunkBlocksPerSm)
   float* v = smem + l.v;
   float* angles = smem + l.theta;
 
-  stage_chunk_inputs(p, proj, head, t0, count, kKeys | kValues, k, nullptr, ldk, v, ldv, angles, tid);
+  stage_chunk_inputs(p, proj, head, t0, count, kKeys | kValues, k, nullptr, ldk, v, ldv, angles, smem + l.key_bias,
+                     nullptr, tid);
   if (warp == 0) fill_chunk_scalars(p, proj, head, t0, count, tokens, s, lane);
   __pipeline_wait_prior(0);
   __syncthreads();
@@ -418,11 +465,12 @@ __global__ void __launch_bounds__(kChunkThreads, kChunkBlocksPerSm)
   for (int t = tid; t < count; t += kChunkThreads) smem[l.weight + t] = expf(last - s.cum[t]) * s.c[t];
   finish_staging(p, head, count, start_angles + (static_cast<int64_t>(chunk) * p.H + head) * p.S, s, angles, v, ldv,
                  tid);
-  transform_token_rows<R>(p, head, count, angles, smem + l.weight, k, nullptr, ldk, nullptr, -1, warp, lane);
+  transform_token_rows<R>(p, count, angles, smem + l.weight, k, nullptr, smem + l.key_bias, nullptr, ldk, nullptr, -1,
+                          warp, lane);
   for_each_element(count * R, p.P, tid, [&](int row, int ch) { v[row * ldv + ch] = round_to_tf32(v[row * ldv + ch]); });
   __syncthreads();
   float* out = chunk_states + (static_cast<int64_t>(chunk) * p.H + head) * p.P * p.N;
-  tf32_product<false, false>({v, 1, ldv}, {k, 1, ldk}, out, p.N, p.P, p.N, kChunkRows, false, warp, lane);
+  tf32_matmul<false, false>({v, 1, ldv}, {k, 1, ldk}, out, p.N, p.P, p.N, kChunkRows, false, warp, lane);
   if (tid == 0) chunk_decay[chunk * p.H + head] = expf(last);
 }
 
@@ -476,7 +524,7 @@ __global__ void __launch_bounds__(kPassingThreads)
 // Y reuses K's memory once M is done.
 
 struct OutputsLayout {
-  int cum, gamma, c, dt, theta, q, k, v, m, y, total;
+  int cum, gamma, c, dt, theta, q, k, v, m, y, z, key_bias, query_bias, total;
 };
 
 __host__ __device__ OutputsLayout outputs_layout(const Mamba3StepParams& p) {
@@ -492,6 +540,9 @@ __host__ __device__ OutputsLayout outputs_layout(const Mamba3StepParams& p) {
   l.v = s.take(kChunkRows * stride_across(p.P));
   l.m = s.take(kChunkRows * stride_along(kChunkRows));
   l.y = stride_across(p.P) <= stride_along(p.N) ? l.k : s.take(kChunkRows * stride_across(p.P));
+  l.z = stride_along(p.P) <= stride_along(p.N) ? l.q : s.take(kChunkRows * stride_along(p.P));
+  l.key_bias = s.take(bias_floats(p));
+  l.query_bias = s.take(bias_floats(p));
   l.total = s.used;
   return l;
 }
@@ -515,7 +566,8 @@ __global__ void __launch_bounds__(kChunkThreads, kChunkBlocksPerSm)
   float* yr = smem + l.y;
   float* angles = smem + l.theta;
 
-  stage_chunk_inputs(p, proj, head, t0, count, kKeys | kQueries | kValues, k, q, ldn, v, ldp, angles, tid);
+  stage_chunk_inputs(p, proj, head, t0, count, kKeys | kQueries | kValues, k, q, ldn, v, ldp, angles,
+                     smem + l.key_bias, smem + l.query_bias, tid);
   if (warp == 0) fill_chunk_scalars(p, proj, head, t0, count, tokens, s, lane);
   __pipeline_wait_prior(0);
   __syncthreads();
@@ -524,7 +576,7 @@ __global__ void __launch_bounds__(kChunkThreads, kChunkBlocksPerSm)
   // The pass's last chunk leaves the last token's rotated, biased key and raw x in the slot
   // for the next step's trapezoid term (the state passing has read the old ones).
   const bool last_chunk = t0 + count == tokens;
-  transform_token_rows<R>(p, head, count, angles, nullptr, k, q, ldn,
+  transform_token_rows<R>(p, count, angles, nullptr, k, q, smem + l.key_bias, smem + l.query_bias, ldn,
                           last_chunk ? state + p.off_k + static_cast<int64_t>(head) * N : nullptr, count - 1, warp,
                           lane);
   __syncthreads();
@@ -533,11 +585,17 @@ __global__ void __launch_bounds__(kChunkThreads, kChunkBlocksPerSm)
     for (int ch = tid; ch < P; ch += kChunkThreads) state[p.off_v + static_cast<int64_t>(head) * P + ch] = x_last[ch];
   }
 
-  tf32_product<false, false>({q, ldn, 1}, {k, ldn, 1}, m, ldm, kChunkRows, kChunkRows, N, false, warp, lane);
+  tf32_matmul<false, false>({q, ldn, 1}, {k, ldn, 1}, m, ldm, kChunkRows, kChunkRows, N, false, warp, lane);
   __syncthreads();  // K is dead from here: Y may take its place
   const float* s_start = chunk_states + (static_cast<int64_t>(chunk) * p.H + head) * P * N;
-  tf32_product<false, false>({q, ldn, 1}, {s_start, N, 1}, yr, ldp, kChunkRows, P, N, false, warp, lane);
+  tf32_matmul<false, false>({q, ldn, 1}, {s_start, N, 1}, yr, ldp, kChunkRows, P, N, false, warp, lane);
   __syncthreads();
+  // Q is dead: the gate's z rows load into its place while the weights and M V go on.
+  float* zs = smem + l.z;
+  const int ldz = stride_along(P);
+  copy_rows_async(zs, ldz, 1, proj + static_cast<int64_t>(t0) * p.d_in_proj + static_cast<int64_t>(head) * P,
+                  p.d_in_proj, count, P, tid);
+  __pipeline_commit();
 
   // The causal weights: e^(l_t - l_s) c_s before the diagonal, gamma_t on it (every rank pair
   // of the token), nothing after; and the inter-chunk term's e^(l_t), a warp a row.
@@ -553,7 +611,8 @@ __global__ void __launch_bounds__(kChunkThreads, kChunkBlocksPerSm)
     for (int ch = lane; ch < P; ch += kWarpSize) yr[row * ldp + ch] *= decay;
   }
   __syncthreads();
-  tf32_product<false, true>({m, ldm, 1}, {v, 1, ldp}, yr, ldp, kChunkRows, P, kChunkRows, true, warp, lane);
+  tf32_matmul<false, true>({m, ldm, 1}, {v, 1, ldp}, yr, ldp, kChunkRows, P, kChunkRows, true, warp, lane);
+  __pipeline_wait_prior(0);
   __syncthreads();
 
   // A warp a token, all its ranks: y_r += D v_r, the optional RMSNorm over P, then the gate and
@@ -575,7 +634,7 @@ __global__ void __launch_bounds__(kChunkThreads, kChunkBlocksPerSm)
       }
       scale[r] = p.outproj_norm ? rms_scale(warp_sum(sum_sq), P) : 1.0f;
     }
-    const float* z_row = proj + static_cast<int64_t>(t0 + t) * p.d_in_proj + static_cast<int64_t>(head) * P;
+    const float* z_row = zs + t * ldz;
     T* out = y + static_cast<int64_t>(t0 + t) * p.E + static_cast<int64_t>(head) * P;
     for (int ch = lane; ch < P; ch += kWarpSize) {
       const float z = z_row[ch];
@@ -670,7 +729,7 @@ size_t chunked_prefill_workspace_bytes(const Mamba3StepParams& p, int max_tokens
   return shapes_fit(p) && max_tokens > 0 ? carve(p, max_tokens, nullptr).bytes : 0;
 }
 
-cudaError_t mamba3_chunked_prefill(const Mamba3StepParams& p, int tokens, const float* proj, float* state, void* y,
+cudaError_t mamba3_chunked_prefill(const Mamba3StepParams& p, int tokens, float* proj, float* state, void* y,
                                    DeviceType y_type, void* workspace, cudaStream_t stream) {
   if (!shapes_fit(p) || tokens < 0) return cudaErrorInvalidValue;
   if (tokens == 0) return cudaSuccess;
@@ -678,6 +737,10 @@ cudaError_t mamba3_chunked_prefill(const Mamba3StepParams& p, int tokens, const 
   const Workspace ws = carve(p, tokens, workspace);
   const int chunks = chunk_count(p, tokens);
 
+  const int64_t bc_rows = static_cast<int64_t>(tokens) * 2 * p.R * p.G;
+  normalize_keys_queries_kernel<<<static_cast<unsigned>((bc_rows + kNormalizeWarps - 1) / kNormalizeWarps),
+                                  kNormalizeWarps * kWarpSize, 0, stream>>>(p, tokens, proj);
+  if (const cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
   const dim3 grid(static_cast<unsigned>(chunks), static_cast<unsigned>(p.H));
   if (p.S > 0) {
     const int threads = std::min(kTotalsGroups * p.S + kWarpSize - 1, 1024) / kWarpSize * kWarpSize;

@@ -55,10 +55,11 @@ cudaError_t mamba3_step_prefill(const Mamba3StepParams& p, int tokens, const flo
 // chunked_prefill_fits: the shapes it takes (P and N multiples of 16, R of 1, 2 or 4) and
 // whether this device has the shared memory for them. The workspace holds
 // chunked_prefill_workspace_bytes(p, tokens) bytes, 256-byte aligned. y is written in y_type
-// (the input type of out_proj's product: no conversion pass after).
+// (the input type of out_proj's product: no conversion pass after). The B and C slices of
+// proj are normalized in place (proj is scratch: nothing reads them after).
 bool chunked_prefill_fits(const Mamba3StepParams& p, int device);
 size_t chunked_prefill_workspace_bytes(const Mamba3StepParams& p, int max_tokens);
-cudaError_t mamba3_chunked_prefill(const Mamba3StepParams& p, int tokens, const float* proj, float* state, void* y,
+cudaError_t mamba3_chunked_prefill(const Mamba3StepParams& p, int tokens, float* proj, float* state, void* y,
                                    DeviceType y_type, void* workspace, cudaStream_t stream);
 
 // out[i, :] = table[tokens[i], :] as fp32 (rows of `cols`).
