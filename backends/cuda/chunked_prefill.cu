@@ -1,7 +1,8 @@
 // Prefill in the chunked (parallel) form of spec §4.4. The tokens of a pass are cut into
 // chunks of kChunkRows (token, rank) rows. Within a chunk the recurrence is a causal,
 // decay-weighted Q K^T product times V (tensor cores, tf32); between chunks only the state
-// S [P, N] is carried. Five launches per layer:
+// S [P, N] is carried. Six launches per layer:
+//   0. normalize_keys_queries  RMSNorm of every raw B and C row, in place, once for all heads
 //   1. angle_totals,   the rotary angle at every chunk start: per (chunk, angle) the sum of
 //      angle_starts    the chunk's increments, then a running sum over chunks (within a chunk
 //                      the kernels below add the running sum of the increments to the start)
@@ -13,10 +14,8 @@
 // where l_t is the running sum of the log-decays within the chunk and c_s = gamma_s + mu_{s+1}
 // (token s+1's mu even across a chunk edge; the pass's last token has only gamma: the next
 // pass or decode step adds its mu with the cached k and x).
-#include <climits>
 #include <cstdint>
 #include <algorithm>
-#include <type_traits>
 
 #include <cuda_pipeline_primitives.h>
 #include <cuda_runtime.h>
@@ -28,9 +27,11 @@
 namespace m3::cuda {
 namespace {
 
-// (token, rank) rows of a chunk: 32 / R tokens. Measured on the H100 (1.5B, bf16): 32 rows
-// beat 64, which halve the blocks an SM holds and double each block's serial steps.
+// (token, rank) rows of a chunk: 32 / R tokens. Measured on the H100 (1.5B, bf16, with the
+// earlier wmma products): 32 rows beat 64, which halve the blocks an SM holds and double each
+// block's serial steps. The per-token scalars and the angle scan take a lane per token.
 constexpr int kChunkRows = 32;
+static_assert(kChunkRows <= kWarpSize, "a lane a token");
 constexpr int kChunkThreads = 256;
 // Blocks an SM keeps of the chunk kernels: their shared memory allows 4, and capping the
 // registers at 64 a thread lets the register file hold 4 as well.
@@ -103,7 +104,6 @@ __device__ HeadRates token_rates(const Mamba3StepParams& p, const float* proj, i
 
 __device__ void fill_chunk_scalars(const Mamba3StepParams& p, const float* proj, int head, int t0, int count,
                                    int tokens, const ChunkScalars& s, int lane) {
-  static_assert(kChunkRows <= kWarpSize, "a lane takes one token");
   HeadRates r{0.0f, 0.0f, 0.0f, 0.0f};
   if (lane < count) r = token_rates(p, proj, head, t0 + lane);
   // mu of the next token: the next lane's, and past the chunk's end the next chunk's first.
@@ -200,7 +200,6 @@ __device__ void finish_staging(const Mamba3StepParams& p, int head, int count, c
       values[row * ldp + ch] *= p.mimo_x[(static_cast<int64_t>(head) * p.R + row % p.R) * p.P + ch];
     });
   __syncthreads();
-  static_assert(kChunkRows <= kWarpSize, "a lane scans one token");
 #pragma unroll 1
   for (int i = tid / kWarpSize; i < p.S; i += kChunkWarps) {
     double sum = lane < count ? theta[lane * ldt + i] : 0.0;

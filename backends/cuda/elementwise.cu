@@ -127,11 +127,19 @@ __device__ __forceinline__ void store4(__nv_bfloat16* dst, float a, float b, flo
   pair[1] = __floats2bfloat162_rn(c, d);
 }
 
-// Grid (pieces of kVector along a row, rows): no 64-bit division per element. Rows whose
-// width is a multiple of kVector take 16-byte loads.
+// Whether kVector elements of x and of out at a time are aligned loads and stores, for
+// arrays of n-element rows (or one array of n).
+template <class T>
+bool vectors_fit(const float* x, const T* out, int64_t n) {
+  return n % kVector == 0 && reinterpret_cast<uintptr_t>(x) % (kVector * sizeof(float)) == 0 &&
+         reinterpret_cast<uintptr_t>(out) % (kVector * sizeof(T)) == 0;
+}
+
+// Grid (pieces of kVector along a row, rows): no 64-bit division per element. vector: the
+// 16-byte path (vectors_fit of h and out for rows of hid).
 template <class T>
 __global__ void __launch_bounds__(kElementThreads) gated_silu_kernel(const float* __restrict__ h, int rows, int hid,
-                                                                     T* __restrict__ out) {
+                                                                     bool vector, T* __restrict__ out) {
   wait_for_previous_kernel();
   let_next_kernel_start();
   const int j = (static_cast<int>(blockIdx.x) * kElementThreads + static_cast<int>(threadIdx.x)) * kVector;
@@ -139,7 +147,7 @@ __global__ void __launch_bounds__(kElementThreads) gated_silu_kernel(const float
   for (int row = static_cast<int>(blockIdx.y); row < rows; row += static_cast<int>(gridDim.y)) {
     const float* value = h + static_cast<int64_t>(row) * 2 * hid;
     T* dst = out + static_cast<int64_t>(row) * hid;
-    if (hid % kVector == 0) {
+    if (vector) {
       const float4 a = *reinterpret_cast<const float4*>(value + j);
       const float4 g = *reinterpret_cast<const float4*>(value + hid + j);
       store4(dst + j, a.x * silu(g.x), a.y * silu(g.y), a.z * silu(g.z), a.w * silu(g.w));
@@ -149,15 +157,15 @@ __global__ void __launch_bounds__(kElementThreads) gated_silu_kernel(const float
   }
 }
 
-// kVector elements a thread; n a multiple of kVector takes 16-byte loads.
+// kVector elements a thread; vector: the 16-byte path (vectors_fit).
 template <class T>
 __global__ void __launch_bounds__(kElementThreads) convert_floats_kernel(const float* __restrict__ x, int64_t n,
-                                                                         T* __restrict__ out) {
+                                                                         bool vector, T* __restrict__ out) {
   wait_for_previous_kernel();
   let_next_kernel_start();
   const int64_t stride = static_cast<int64_t>(gridDim.x) * kElementThreads * kVector;
   for (int64_t i = (static_cast<int64_t>(blockIdx.x) * kElementThreads + threadIdx.x) * kVector; i < n; i += stride) {
-    if (n % kVector == 0) {
+    if (vector) {
       const float4 v = *reinterpret_cast<const float4*>(x + i);
       store4(out + i, v.x, v.y, v.z, v.w);
     } else {
@@ -204,8 +212,9 @@ cudaError_t gated_silu(const float* h, int rows, int hid, void* out, DeviceType 
     const int pieces = (hid + kVector - 1) / kVector;
     const dim3 grid(static_cast<unsigned>((pieces + kElementThreads - 1) / kElementThreads),
                     static_cast<unsigned>(rows < kMaxGridRows ? rows : kMaxGridRows));
+    T* dst = static_cast<T*>(out);
     return launch_overlapped(gated_silu_kernel<T>, grid, kElementThreads, 0, stream, h, rows, hid,
-                             static_cast<T*>(out));
+                             vectors_fit(h, dst, hid), dst);
   });
 }
 
@@ -215,8 +224,9 @@ cudaError_t convert_floats(const float* x, int64_t n, void* out, DeviceType out_
   if (!x || !out) return cudaErrorInvalidValue;
   return with_storage_type(out_type, [&](auto storage) {
     using T = decltype(storage);
+    T* dst = static_cast<T*>(out);
     return launch_overlapped(convert_floats_kernel<T>, element_blocks((n + kVector - 1) / kVector), kElementThreads,
-                             0, stream, x, n, static_cast<T*>(out));
+                             0, stream, x, n, vectors_fit(x, dst, n), dst);
   });
 }
 
