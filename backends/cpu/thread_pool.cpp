@@ -41,9 +41,9 @@ void ThreadPool::run_erased(int64_t n_chunks, void (*fn)(void*, int64_t, int), v
   }
   task_fn_ = fn;
   task_ctx_ = ctx;
-  n_chunks_.store(n_chunks, std::memory_order_relaxed);
   done_.store(0, std::memory_order_relaxed);
   ++job_;
+  job_chunks_.store(static_cast<uint64_t>(job_) << 32 | static_cast<uint64_t>(n_chunks), std::memory_order_seq_cst);
   claim_.store(static_cast<uint64_t>(job_) << 32, std::memory_order_seq_cst);  // publishes the job
   // A worker counts itself a sleeper before it re-checks claim_ under the mutex, so either
   // it sees the new job or we see it and wake it (both sides are seq_cst).
@@ -63,9 +63,10 @@ void ThreadPool::work_on(uint32_t job, int thread) {
   uint64_t c = claim_.load(std::memory_order_acquire);
   while (job_of(c) == job) {
     const int64_t chunk = static_cast<int64_t>(c & 0xffffffffu);
-    // n_chunks_ belongs to `job` while claim_ still names it; the compare-exchange below
-    // fails if a newer job replaced it in between.
-    if (chunk >= n_chunks_.load(std::memory_order_relaxed)) return;
+    // A newer job's count means this job is over (the caller starts one only when every
+    // chunk of the last is done); the compare-exchange below fails if claim_ moved on.
+    const uint64_t jc = job_chunks_.load(std::memory_order_seq_cst);
+    if (job_of(jc) != job || chunk >= static_cast<int64_t>(jc & 0xffffffffu)) return;
     if (claim_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
       task_fn_(task_ctx_, chunk, thread);
       done_.fetch_add(1, std::memory_order_acq_rel);

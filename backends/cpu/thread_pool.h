@@ -65,7 +65,11 @@ class ThreadPool {
   // The current job; written by the caller before it publishes the job in claim_.
   void (*task_fn_)(void*, int64_t, int) = nullptr;
   void* task_ctx_ = nullptr;
-  std::atomic<int64_t> n_chunks_{0};
+  // (job number << 32) | its number of chunks, published before claim_: a worker checks a
+  // chunk against the chunk count of its own job. (A bare count, written before claim_ named
+  // the new job, once let a late worker claim "chunk n" of the finished job and run it with
+  // the new job's task: ThreadSanitizer found it.)
+  std::atomic<uint64_t> job_chunks_{0};
   // (job number << 32) | next unclaimed chunk: a claim is a compare-exchange on both, so a
   // late worker can never claim a chunk of a job it did not see start.
   std::atomic<uint64_t> claim_{0};
