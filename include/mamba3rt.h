@@ -8,7 +8,11 @@
  * Conventions
  *  - Every fallible call returns an m3_status. On failure, m3_last_error() returns a
  *    message for the calling thread that names the file, tensor or argument at fault.
- *    A failed call leaves its session exactly as it was before the call.
+ *    A failed call leaves its session exactly as it was before the call (state, token
+ *    count), creates no handle and leaks nothing: this holds for every failure, out of
+ *    memory and a backend's out-of-memory included (tests/test_fault_injection.cpp makes
+ *    each allocation of each call fail in turn). Backends allocate a session's device memory
+ *    when it is created or forked, so feeding and decoding do not run out half-way.
  *  - No struct is passed or returned by value. Options go through opaque params objects
  *    with setters. Enum values are frozen: new ones are only ever appended.
  *  - Caller-owned buffers follow the two-call pattern: pass a capacity, get the needed

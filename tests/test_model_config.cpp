@@ -82,4 +82,26 @@ TEST(ModelConfig, NotAnObject) {
   EXPECT_THROW(m3::parse_model_config("", "t"), m3::Error);
 }
 
+// A value nested 300000 deep once overflowed the stack while its error message was printed.
+TEST(ModelConfig, DeepNestingIsRefusedNotRecursedInto) {
+  const std::size_t depth = 300000;
+  const std::string text =
+      R"({"attn_layer_idx": )" + std::string(depth, '[') + "1" + std::string(depth, ']') + "}";
+  try {
+    m3::parse_model_config(text, "deep.json");
+    FAIL() << "no error";
+  } catch (const m3::Error& e) {
+    EXPECT_EQ(e.status(), M3_ERR_FORMAT);
+    EXPECT_NE(std::string(e.what()).find("nested deeper than 64 levels"), std::string::npos) << e.what();
+  }
+}
+
+TEST(ModelConfig, DerivedSizesThatWouldOverflowAreRefused) {
+  EXPECT_THROW(m3::parse_model_config(config(R"(, "expand": 1e300)"), "t"), m3::Error);
+  EXPECT_THROW(m3::parse_model_config(config(R"(, "is_mimo": true, "mimo_rank": 1000000000000,)"
+                                             R"( "d_state": 1000000000000)"),
+                                      "t"),
+               m3::Error);
+}
+
 }  // namespace

@@ -2,25 +2,25 @@
 
 #include <sys/stat.h>
 
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "common/error.h"
+#include "common/json_document.h"
+#include "common/read_file.h"
 #include "tokenizer/tokenizer.h"
 
 namespace m3 {
 namespace {
 
+// generation_config.json and tokenizer_config.json (which may hold chat templates).
+constexpr std::size_t kMaxJsonBytes = std::size_t{64} << 20;
+
 bool read_json(const std::string& path, nlohmann::json* out) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return false;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(M3_ERR_IO, path + ": cannot open");
-  std::ostringstream text;
-  text << in.rdbuf();
+  const std::string text = read_whole_file(path, kMaxJsonBytes, "file");
   try {
-    *out = nlohmann::json::parse(text.str());
+    *out = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     fail(M3_ERR_FORMAT, path + ": malformed JSON: " + e.what());
   }
@@ -37,7 +37,8 @@ void add_id(const nlohmann::json& v, const std::string& where, int64_t vocab, st
 
 std::vector<int32_t> find_eos_tokens(const std::string& dir, const Tokenizer* tokenizer, int64_t vocab_size) {
   std::vector<int32_t> ids;
-  nlohmann::json j;
+  JsonDocument generation_config, tokenizer_config;  // freed without allocating (json_document.h)
+  nlohmann::json& j = generation_config.root;
   const std::string gen = dir + "/generation_config.json";
   if (read_json(gen, &j) && j.is_object() && j.contains("eos_token_id") && !j["eos_token_id"].is_null()) {
     const auto& v = j["eos_token_id"];
@@ -49,8 +50,9 @@ std::vector<int32_t> find_eos_tokens(const std::string& dir, const Tokenizer* to
   }
   if (!tokenizer) return ids;
   const std::string tc = dir + "/tokenizer_config.json";
-  if (read_json(tc, &j) && j.is_object() && j.contains("eos_token")) {
-    const auto& v = j["eos_token"];
+  nlohmann::json& t = tokenizer_config.root;
+  if (read_json(tc, &t) && t.is_object() && t.contains("eos_token")) {
+    const auto& v = t["eos_token"];
     const nlohmann::json* content = v.is_object() && v.contains("content") ? &v["content"] : &v;
     if (content->is_string()) {
       if (auto id = tokenizer->token_id(content->get<std::string>())) return {*id};

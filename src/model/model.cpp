@@ -4,12 +4,11 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "backend.h"
 #include "common/error.h"
 #include "common/hash.h"
+#include "common/read_file.h"
 #include "model/eos_tokens.h"
 #include "model/pytorch_checkpoint_reader.h"
 #include "model/safetensors_reader.h"
@@ -23,14 +22,8 @@ bool is_file(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
-std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(M3_ERR_IO, path + ": cannot open: " + std::strerror(errno));
-  std::ostringstream s;
-  s << in.rdbuf();
-  if (in.bad()) fail(M3_ERR_IO, path + ": read error");
-  return s.str();
-}
+// A config.json is a few hundred bytes; anything near this is not one.
+constexpr std::size_t kMaxConfigBytes = std::size_t{16} << 20;
 
 }  // namespace
 
@@ -44,7 +37,7 @@ std::unique_ptr<Model> Model::load(const std::string& dir, const LoadOptions& op
   std::unique_ptr<Model> m(new Model());
   const std::string config_path = dir + "/config.json";
   if (!is_file(config_path)) fail(M3_ERR_IO, config_path + ": missing (a model directory needs config.json)");
-  m->config_ = parse_model_config(read_text_file(config_path), config_path);
+  m->config_ = parse_model_config(read_whole_file(config_path, kMaxConfigBytes, "config.json"), config_path);
   if (options.a_activation == M3_A_ACTIVATION_HEAVY_TAIL) m->config_.a_activation = AActivation::HeavyTail;
   if (options.a_activation == M3_A_ACTIVATION_SOFTPLUS) m->config_.a_activation = AActivation::Softplus;
 

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "common/json_document.h"
 
 namespace m3 {
 namespace {
@@ -53,9 +54,16 @@ const std::set<std::string> kTopLevelKeys = {
 }  // namespace
 
 ModelConfig parse_model_config(const std::string& json_text, const std::string& source) {
-  json root;
+  JsonDocument document;  // freed without allocating (json_document.h)
+  json& root = document.root;
   try {
-    root = json::parse(json_text);
+    // Config files are flat. Deeper documents are refused while parsing: the messages below
+    // print values with json::dump, which recurses and would overflow the stack on them.
+    constexpr int kMaxDepth = 64;
+    root = json::parse(json_text, [&](int depth, json::parse_event_t, json&) {
+      if (depth > kMaxDepth) fail(M3_ERR_FORMAT, source + ": JSON nested deeper than 64 levels");
+      return true;
+    });
   } catch (const json::exception& e) {
     fail(M3_ERR_FORMAT, source + ": malformed JSON: " + e.what());
   }
@@ -120,9 +128,14 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
     else fail(M3_ERR_FORMAT, where + "ssm_cfg.A_activation must be \"heavy_tail\" or \"softplus\", got " + a.dump());
   }
 
-  // Derived sizes (spec §1.3).
+  // Derived sizes (spec §1.3). The products are checked in double first: each must stay within
+  // the fields' own bound (1e12), or the conversion to int64 and the sums below could overflow.
+  const auto derived_size = [&](const char* name, double value) {
+    if (!(value <= 1e12)) fail(M3_ERR_FORMAT, where + name + " = " + json(value).dump() + " is above 1e12");
+    return static_cast<int64_t>(value);
+  };
   if (c.expand <= 0) fail(M3_ERR_FORMAT, where + "ssm_cfg.expand must be positive");
-  c.d_inner = static_cast<int64_t>(c.expand * static_cast<double>(c.d_model));
+  c.d_inner = derived_size("d_inner = int(expand * d_model)", c.expand * static_cast<double>(c.d_model));
   if (c.d_inner <= 0 || c.d_inner % c.headdim != 0)
     fail(M3_ERR_FORMAT, where + "d_inner = int(expand * d_model) = " + std::to_string(c.d_inner) +
                             " is not a positive multiple of headdim " + std::to_string(c.headdim));
@@ -140,7 +153,9 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
     fail(M3_ERR_FORMAT, where + "MIMO rotates dims (i, i + d_state/2): d_state must be even");
   c.mimo_rank = c.is_mimo ? c.mimo_rank_config : 1;
   if (c.a_floor < 0) fail(M3_ERR_FORMAT, where + "ssm_cfg.A_floor must be >= 0");
-  const int64_t bc = c.d_state * c.ngroups * c.mimo_rank;
+  const int64_t bc = derived_size("d_state * ngroups * mimo_rank", static_cast<double>(c.d_state) *
+                                                                      static_cast<double>(c.ngroups) *
+                                                                      static_cast<double>(c.mimo_rank));
   c.d_in_proj = 2 * c.d_inner + 2 * bc + 3 * c.nheads + c.n_angles;
   c.vocab_padded = (c.vocab_size + c.pad_vocab_size_multiple - 1) / c.pad_vocab_size_multiple *
                    c.pad_vocab_size_multiple;
@@ -148,13 +163,29 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
 }
 
 std::string ModelConfig::canonical() const {
-  nlohmann::ordered_json j = {
-      {"d_model", d_model}, {"n_layer", n_layer}, {"vocab_size", vocab_size}, {"vocab_padded", vocab_padded},
-      {"tie_embeddings", tie_embeddings}, {"d_state", d_state}, {"d_inner", d_inner}, {"headdim", headdim},
-      {"ngroups", ngroups}, {"n_angles", n_angles}, {"a_floor", a_floor}, {"is_outproj_norm", is_outproj_norm},
-      {"is_mimo", is_mimo}, {"mimo_rank", mimo_rank},
-      {"a_activation", a_activation == AActivation::HeavyTail ? "heavy_tail" : "softplus"}};
-  return j.dump();
+  // Member by member, not nlohmann's initializer-list constructor: that one leaks what it
+  // built when an allocation fails in the middle.
+  using ordered_json = nlohmann::ordered_json;
+  ordered_json j = ordered_json::object();
+  j["d_model"] = d_model;
+  j["n_layer"] = n_layer;
+  j["vocab_size"] = vocab_size;
+  j["vocab_padded"] = vocab_padded;
+  j["tie_embeddings"] = tie_embeddings;
+  j["d_state"] = d_state;
+  j["d_inner"] = d_inner;
+  j["headdim"] = headdim;
+  j["ngroups"] = ngroups;
+  j["n_angles"] = n_angles;
+  j["a_floor"] = a_floor;
+  j["is_outproj_norm"] = is_outproj_norm;
+  j["is_mimo"] = is_mimo;
+  j["mimo_rank"] = mimo_rank;
+  j["a_activation"] = a_activation == AActivation::HeavyTail ? "heavy_tail" : "softplus";
+  std::string text = j.dump();
+  // Scalars only: emptied, the object is freed without allocating (common/json_document.h).
+  j.get_ref<ordered_json::object_t&>().clear();
+  return text;
 }
 
 }  // namespace m3

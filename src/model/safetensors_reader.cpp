@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "common/error.h"
+#include "common/json_document.h"
 
 namespace m3 {
 namespace {
@@ -38,20 +39,26 @@ std::vector<TensorView> read_safetensors(const MappedFile& file,
 std::vector<TensorView> read_safetensors(const MappedFile& file,
                                          std::vector<std::vector<uint64_t>>& aligned_copies,
                                          SafetensorsMetadata& metadata) {
+  return read_safetensors(file.data(), file.size(), file.path(), aligned_copies, metadata);
+}
+
+std::vector<TensorView> read_safetensors(const uint8_t* bytes, std::size_t size, const std::string& path,
+                                         std::vector<std::vector<uint64_t>>& aligned_copies,
+                                         SafetensorsMetadata& metadata) {
   metadata.clear();
-  const std::string& path = file.path();
-  if (file.size() < 8) fail(M3_ERR_FORMAT, path + ": truncated safetensors file (no header length)");
+  if (size < 8) fail(M3_ERR_FORMAT, path + ": truncated safetensors file (no header length)");
   uint64_t header_len = 0;
-  for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | file.data()[i];
+  for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | bytes[i];
   if (header_len > kMaxHeaderBytes)
     fail(M3_ERR_FORMAT, path + ": safetensors header length " + std::to_string(header_len) +
                             " is implausible (corrupt file?)");
-  if (header_len > file.size() - 8)
+  if (header_len > size - 8)
     fail(M3_ERR_FORMAT, path + ": truncated safetensors file: header needs " +
                             std::to_string(header_len) + " bytes, file has " +
-                            std::to_string(file.size() - 8));
-  const char* header_begin = reinterpret_cast<const char*>(file.data() + 8);
-  nlohmann::json header;
+                            std::to_string(size - 8));
+  const char* header_begin = reinterpret_cast<const char*>(bytes + 8);
+  JsonDocument document;  // freed without allocating (json_document.h)
+  nlohmann::json& header = document.root;
   try {
     header = nlohmann::json::parse(header_begin, header_begin + header_len);
   } catch (const nlohmann::json::exception& e) {
@@ -59,8 +66,8 @@ std::vector<TensorView> read_safetensors(const MappedFile& file,
   }
   if (!header.is_object()) fail(M3_ERR_FORMAT, path + ": safetensors header is not a JSON object");
 
-  const uint8_t* data = file.data() + 8 + header_len;
-  const uint64_t data_size = file.size() - 8 - header_len;
+  const uint8_t* data = bytes + 8 + header_len;
+  const uint64_t data_size = size - 8 - header_len;
   std::vector<TensorView> tensors;
   for (const auto& [name, info] : header.items()) {
     if (name == "__metadata__") {
@@ -109,7 +116,8 @@ std::vector<TensorView> read_safetensors(const MappedFile& file,
                               std::to_string(end - begin));
     t.nbytes = static_cast<std::size_t>(end - begin);
     t.data = data + begin;
-    if (reinterpret_cast<uintptr_t>(t.data) % elem != 0) {
+    // An empty tensor is never read: it needs no copy (and a copy of 0 bytes has no buffer).
+    if (t.nbytes > 0 && reinterpret_cast<uintptr_t>(t.data) % elem != 0) {
       // The header is padded so that data is normally aligned; copy the rare odd one.
       aligned_copies.emplace_back((t.nbytes + 7) / 8);
       std::memcpy(aligned_copies.back().data(), t.data, t.nbytes);

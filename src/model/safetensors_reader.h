@@ -2,6 +2,8 @@
 // a JSON header, then the raw data) without copying the data.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -24,6 +26,12 @@ using SafetensorsMetadata = std::map<std::string, std::string>;
 // The same, also returning the metadata (empty when the file has none) in `metadata`.
 // (Both reject a "__metadata__" entry that is not a JSON object, with M3_ERR_FORMAT.)
 std::vector<TensorView> read_safetensors(const MappedFile& file,
+                                         std::vector<std::vector<uint64_t>>& aligned_copies,
+                                         SafetensorsMetadata& metadata);
+
+// The same for a file already in memory: the views point into [bytes, bytes + size) (or into
+// `aligned_copies`), which must outlive them; `path` names the file in messages.
+std::vector<TensorView> read_safetensors(const uint8_t* bytes, std::size_t size, const std::string& path,
                                          std::vector<std::vector<uint64_t>>& aligned_copies,
                                          SafetensorsMetadata& metadata);
 

@@ -9,6 +9,7 @@ namespace m3 {
 namespace {
 
 constexpr char kMagic[8] = {'M', '3', 'S', 'T', 'A', 'T', 'E', '\0'};
+constexpr int64_t kMaxTokens = int64_t{1} << 62;
 
 template <class T>
 void put(uint8_t* p, T v) {
@@ -56,6 +57,10 @@ void read_state_blob(const void* blob, std::size_t size, uint64_t fingerprint, f
                             std::to_string(M3_ABI_VERSION));
   if (get<uint32_t>(p + 12) != kStateBlobHeaderBytes || get<uint32_t>(p + 16) != 0)
     fail(M3_ERR_FORMAT, "state blob: unknown header size or payload dtype");
+  // Reserved fields must be zero, as written, so that a later format can give them a meaning
+  // that this reader then refuses instead of ignoring.
+  if (get<uint32_t>(p + 20) != 0 || get<uint64_t>(p + 56) != 0)
+    fail(M3_ERR_FORMAT, "state blob: reserved header fields are not zero (damaged, or a newer format)");
   if (get<uint64_t>(p + 24) != fingerprint)
     fail(M3_ERR_MODEL_MISMATCH, "state blob: saved from a different model (fingerprint mismatch)");
   const uint64_t payload = get<uint64_t>(p + 32);
@@ -69,6 +74,10 @@ void read_state_blob(const void* blob, std::size_t size, uint64_t fingerprint, f
     fail(M3_ERR_FORMAT, "state blob: checksum mismatch (damaged data)");
   const int64_t tokens = static_cast<int64_t>(get<uint64_t>(p + 40));
   if (tokens < 0) fail(M3_ERR_FORMAT, "state blob: negative token count");
+  // The session keeps counting from here; a bound far above any real stream (2^62 tokens, over
+  // a century at a billion tokens per second) keeps that count from overflowing.
+  if (tokens > kMaxTokens)
+    fail(M3_ERR_FORMAT, "state blob: token count " + std::to_string(tokens) + " is implausibly large (above 2^62)");
   std::memcpy(state, p + kStateBlobHeaderBytes, state_bytes);
   *n_tokens = tokens;
 }

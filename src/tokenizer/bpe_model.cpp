@@ -60,7 +60,9 @@ BpeModel::BpeModel(BpeConfig config, const std::string& where)
   merges_.reserve(config.merges.size());
   std::string joined;
   for (std::size_t rank = 0; rank < config.merges.size(); ++rank) {
-    const auto& [a, b] = config.merges[rank];
+    // Plain references, not a structured binding: clang before 16 cannot capture those in `at`.
+    const std::string& a = config.merges[rank].first;
+    const std::string& b = config.merges[rank].second;
     // Messages are built only on failure: this loop runs for every merge of big vocabularies.
     auto at = [&, rank] {
       return where_ + ": merge " + std::to_string(rank) + " (" + quote_for_message(a) + ", " + quote_for_message(b) + ")";

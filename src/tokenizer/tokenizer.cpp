@@ -3,10 +3,9 @@
 #include "tokenizer/tokenizer.h"
 
 #include <algorithm>
-#include <filesystem>
-#include <fstream>
 
 #include "common/error.h"
+#include "common/read_file.h"
 #include "tokenizer/byte_level.h"
 #include "tokenizer/tokenizer_parts.h"
 #include "tokenizer/utf8.h"
@@ -110,18 +109,11 @@ std::unique_ptr<Tokenizer> Tokenizer::from_json(std::string_view json_text, cons
   return std::make_unique<HfTokenizer>(parse_tokenizer_json(json_text, source));
 }
 
+// Llama-3's tokenizer.json is 9 MB; a file past this is not a tokenizer.
+constexpr std::size_t kMaxTokenizerJsonBytes = std::size_t{1} << 30;
+
 std::unique_ptr<Tokenizer> Tokenizer::from_file(const std::string& path) {
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) fail(M3_ERR_IO, path + ": not a readable file");
-  const auto size = std::filesystem::file_size(path, ec);
-  if (ec) fail(M3_ERR_IO, path + ": cannot read file size");
-  if (size > (std::uintmax_t{1} << 30)) fail(M3_ERR_UNSUPPORTED, path + ": tokenizer.json larger than 1 GiB");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(M3_ERR_IO, path + ": cannot open tokenizer file");
-  std::string text(static_cast<std::size_t>(size), '\0');
-  in.read(text.data(), static_cast<std::streamsize>(size));
-  if (static_cast<std::uintmax_t>(in.gcount()) != size) fail(M3_ERR_IO, path + ": read error");
-  return from_json(text, path);
+  return from_json(read_whole_file(path, kMaxTokenizerJsonBytes, "tokenizer.json"), path);
 }
 
 }  // namespace m3

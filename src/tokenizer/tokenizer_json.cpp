@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "common/error.h"
+#include "common/json_document.h"
 #include "common/quote.h"
 #include "tokenizer/tokenizer_parts.h"
 
@@ -378,7 +379,8 @@ TokenizerParts parse_tokenizer_json(std::string_view text, const std::string& so
   const Ctx ctx{source};
   if (text.size() > kMaxJsonBytes) fail(M3_ERR_UNSUPPORTED, source + ": tokenizer.json larger than 1 GiB");
   check_depth(text, ctx);
-  json root;
+  JsonDocument document;  // freed without allocating (json_document.h)
+  json& root = document.root;
   try {
     root = json::parse(text.begin(), text.end());
   } catch (const json::exception& e) {

@@ -5,6 +5,9 @@
 
 #include <cstdlib>
 #include <cstring>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
 
 namespace m3::cpu {
 
@@ -17,6 +20,15 @@ const KernelTable* kernel_table_sse2();
 const KernelTable* kernel_table_neon64();
 #endif
 
+#if defined(__x86_64__)
+// F16C from CPUID itself (leaf 1, ECX bit 29): clang before 15 does not know
+// __builtin_cpu_supports("f16c"). It is asked only with AVX2, whose check covers the OS side.
+bool cpu_has_f16c() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  return __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C) != 0;
+}
+#endif
+
 std::vector<const KernelTable*> supported_kernel_tables() {
   std::vector<const KernelTable*> tables;
 #if defined(__x86_64__)
@@ -24,7 +36,7 @@ std::vector<const KernelTable*> supported_kernel_tables() {
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512cd"))
     tables.push_back(kernel_table_avx512bw());
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c())
     tables.push_back(kernel_table_avx2());
   if (__builtin_cpu_supports("sse4.2")) tables.push_back(kernel_table_sse4_2());
   tables.push_back(kernel_table_sse2());  // the x86-64 baseline
