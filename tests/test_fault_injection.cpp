@@ -15,15 +15,14 @@
 #include <string>
 #include <vector>
 
+#include "replaced_operator_new.h"
 #include "test_support.h"
 
 // ---------------------------------------------------------------------------------------
-// The allocation hook: counts live bytes and, once armed on a thread, fails that thread's
-// n-th allocation (the library's own C++ allocations come here too: the test links it as a
-// shared library, and the executable's operator new takes precedence).
+// The allocation hook (replaced_operator_new.h counts the live bytes): once armed on a
+// thread, it fails that thread's n-th allocation, the library's included.
 
 namespace {
-std::atomic<long long> g_live_bytes{0};
 thread_local long long t_countdown = 0;  // 0: not armed
 thread_local bool t_fired = false;
 
@@ -38,37 +37,12 @@ bool disarm() {
 }
 }  // namespace
 
-void* operator new(std::size_t n) {
+void before_allocation(std::size_t) {
   if (t_countdown > 0 && --t_countdown == 0) {
     t_fired = true;
     throw std::bad_alloc();
   }
-  auto* p = static_cast<std::size_t*>(std::malloc(n + 16));
-  if (!p) throw std::bad_alloc();
-  *p = n;
-  g_live_bytes += static_cast<long long>(n);
-  return reinterpret_cast<char*>(p) + 16;
 }
-void operator delete(void* p) noexcept {
-  if (!p) return;
-  auto* base = reinterpret_cast<std::size_t*>(static_cast<char*>(p) - 16);
-  g_live_bytes -= static_cast<long long>(*base);
-  std::free(base);
-}
-void operator delete(void* p, std::size_t) noexcept { operator delete(p); }
-void* operator new[](std::size_t n) { return operator new(n); }
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
-  try {
-    return operator new(n);
-  } catch (...) {
-    return nullptr;
-  }
-}
-void* operator new[](std::size_t n, const std::nothrow_t& t) noexcept { return operator new(n, t); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { operator delete(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { operator delete(p); }
-void operator delete[](void* p) noexcept { operator delete(p); }
-void operator delete[](void* p, std::size_t) noexcept { operator delete(p); }
 
 namespace {
 

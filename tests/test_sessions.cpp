@@ -7,43 +7,12 @@
 #include <new>
 #include <thread>
 
+#include "replaced_operator_new.h"
 #include "test_support.h"
 
-// Live heap bytes of the whole process (the library's C++ allocations included), so the
-// constant-memory test can see any growth.
-namespace {
-std::atomic<long long> g_live_bytes{0};
-std::atomic<long long> g_allocations{0};
-}
-void* operator new(std::size_t n) {
-  auto* p = static_cast<std::size_t*>(std::malloc(n + 16));
-  if (!p) throw std::bad_alloc();
-  *p = n;
-  g_live_bytes += static_cast<long long>(n);
-  ++g_allocations;
-  return reinterpret_cast<char*>(p) + 16;
-}
-void operator delete(void* p) noexcept {
-  if (!p) return;
-  auto* base = reinterpret_cast<std::size_t*>(static_cast<char*>(p) - 16);
-  g_live_bytes -= static_cast<long long>(*base);
-  std::free(base);
-}
-void operator delete(void* p, std::size_t) noexcept { operator delete(p); }
-void* operator new[](std::size_t n) { return operator new(n); }
-// The nothrow forms must use the same header, since they are freed by the plain delete.
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
-  try {
-    return operator new(n);
-  } catch (...) {
-    return nullptr;
-  }
-}
-void* operator new[](std::size_t n, const std::nothrow_t& t) noexcept { return operator new(n, t); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { operator delete(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { operator delete(p); }
-void operator delete[](void* p) noexcept { operator delete(p); }
-void operator delete[](void* p, std::size_t) noexcept { operator delete(p); }
+// g_live_bytes: live heap bytes of the whole process (the library's C++ allocations
+// included), so the constant-memory test can see any growth.
+void before_allocation(std::size_t) {}
 
 namespace {
 
