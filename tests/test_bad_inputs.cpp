@@ -164,6 +164,17 @@ TEST(BadConfig, MalformedJson) {
   expect_load_error(d.path(), M3_ERR_FORMAT, "malformed JSON");
 }
 
+// Values nested this deep once overflowed the stack while an error message printed them.
+TEST(BadConfig, DeepNestingIsRefused) {
+  const std::string deep = std::string(300000, '[') + "1" + std::string(300000, ']');
+  ModelDir d;
+  d.set_config(replace(d.config(), "\"n_layer\": 2", "\"n_layer\": " + deep));
+  expect_load_error(d.path(), M3_ERR_FORMAT, "config.json: JSON nested deeper than 64 levels");
+  d.set_config(read_file(kSiso + "/config.json"));
+  write_file(d.path() + "/generation_config.json", "{\"eos_token_id\": " + deep + "}");
+  expect_load_error(d.path(), M3_ERR_FORMAT, "generation_config.json: JSON nested deeper than 64 levels");
+}
+
 TEST(BadConfig, WrongFieldType) {
   ModelDir d;
   d.set_config(replace(d.config(), "\"n_layer\": 2", "\"n_layer\": \"two\""));

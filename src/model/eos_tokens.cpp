@@ -6,6 +6,7 @@
 
 #include "common/error.h"
 #include "common/json_document.h"
+#include "common/json_parse.h"
 #include "common/read_file.h"
 #include "tokenizer/tokenizer.h"
 
@@ -19,11 +20,7 @@ bool read_json(const std::string& path, nlohmann::json* out) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return false;
   const std::string text = read_whole_file(path, kMaxJsonBytes, "file");
-  try {
-    *out = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    fail(M3_ERR_FORMAT, path + ": malformed JSON: " + e.what());
-  }
+  *out = parse_json(text, path);  // nesting bounded: add_id's message dumps values
   return true;
 }
 

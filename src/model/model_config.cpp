@@ -6,6 +6,7 @@
 
 #include "common/error.h"
 #include "common/json_document.h"
+#include "common/json_parse.h"
 
 namespace m3 {
 namespace {
@@ -56,17 +57,7 @@ const std::set<std::string> kTopLevelKeys = {
 ModelConfig parse_model_config(const std::string& json_text, const std::string& source) {
   JsonDocument document;  // freed without allocating (json_document.h)
   json& root = document.root;
-  try {
-    // Config files are flat. Deeper documents are refused while parsing: the messages below
-    // print values with json::dump, which recurses and would overflow the stack on them.
-    constexpr int kMaxDepth = 64;
-    root = json::parse(json_text, [&](int depth, json::parse_event_t, json&) {
-      if (depth > kMaxDepth) fail(M3_ERR_FORMAT, source + ": JSON nested deeper than 64 levels");
-      return true;
-    });
-  } catch (const json::exception& e) {
-    fail(M3_ERR_FORMAT, source + ": malformed JSON: " + e.what());
-  }
+  root = parse_json(json_text, source);  // nesting bounded: messages below dump values
   if (!root.is_object()) fail(M3_ERR_FORMAT, source + ": expected a JSON object");
   for (const auto& [key, value] : root.items())
     if (!kTopLevelKeys.count(key))
