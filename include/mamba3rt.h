@@ -12,7 +12,12 @@
  *    count), creates no handle and leaks nothing: this holds for every failure, out of
  *    memory and a backend's out-of-memory included (tests/test_fault_injection.cpp makes
  *    each allocation of each call fail in turn). Backends allocate a session's device memory
- *    when it is created or forked, so feeding and decoding do not run out half-way.
+ *    when it is created or forked, so feeding and decoding do not run out half-way. The one
+ *    exception is a GPU backend failing while a feed or step runs on the device (device lost,
+ *    a rejected submission, memory the CUDA driver takes on a kernel's or a decode graph's
+ *    first use): the call returns that error, and the state may have advanced part-way, so
+ *    the session (each session of a batch) is marked lost. Every later call on it then returns
+ *    M3_ERR_STATE_LOST until m3_session_reset or m3_session_restore replaces the state.
  *  - No struct is passed or returned by value. Options go through opaque params objects
  *    with setters. Enum values are frozen: new ones are only ever appended.
  *  - Caller-owned buffers follow the two-call pattern: pass a capacity, get the needed
@@ -80,7 +85,9 @@ typedef enum m3_status M3_ENUM_BASE {
   M3_ERR_SESSION_BUSY = 9,        /* the session is in use by another thread             */
   M3_ERR_INTERNAL = 10,
   M3_ERR_LIMIT_EXCEEDED = 11,     /* a configured limit (e.g. an engine's max_streams)   */
-  M3_ERR_TIMEOUT = 12             /* nothing arrived within the timeout                  */
+  M3_ERR_TIMEOUT = 12,            /* nothing arrived within the timeout                  */
+  M3_ERR_STATE_LOST = 13          /* a GPU failed during an earlier call on this session;
+                                     reset it or restore a saved state                   */
 } m3_status;
 
 /* [stable] Human-readable name of a status ("M3_ERR_FORMAT", ...). Never NULL.
@@ -161,6 +168,18 @@ M3_API m3_status m3_model_params_set_device(m3_model_params* params, const char*
  * different sessions of one model from different threads are safe but take turns; decode
  * several sessions together with m3_decode_batch instead. */
 M3_API m3_status m3_model_params_set_threads(m3_model_params* params, int32_t n_threads);
+/* [stable] Limits that protect a process which loads models it does not trust
+ * (docs/SECURITY.md). The largest tensor a checkpoint may hold, in bytes as stored: a larger
+ * one makes m3_model_load fail with M3_ERR_LIMIT_EXCEEDED before any weight is converted,
+ * quantized or uploaded. Default 16 GiB (M3_DEFAULT_MAX_TENSOR_BYTES); 0 = no limit. */
+#define M3_DEFAULT_MAX_TENSOR_BYTES ((int64_t)16 << 30)
+M3_API m3_status m3_model_params_set_max_tensor_bytes(m3_model_params* params, int64_t max_bytes);
+/* [stable] The most sessions that may be alive at once on the loaded model, counting forks,
+ * an engine's streams and sessions that outlive the model handle. m3_session_create,
+ * m3_session_fork and m3_engine_submit beyond it fail with M3_ERR_LIMIT_EXCEEDED and change
+ * nothing. Each session holds M3_INFO_STATE_BYTES of state. Default 0 = no limit (an app
+ * creates its sessions itself; `mamba3rt serve` caps streams with --max-streams). */
+M3_API m3_status m3_model_params_set_max_sessions(m3_model_params* params, int32_t max_sessions);
 
 /* [stable] Load a model directory: config.json plus model.safetensors or pytorch_model.bin
  * (official mamba_ssm tensor names; f32, bf16 or f16, or int8/q4 matrices as written by
@@ -209,7 +228,9 @@ typedef enum m3_model_info_key M3_ENUM_BASE {
   M3_INFO_N_PARAMS = 19,         /* parameters (tied embedding counted once)           */
   M3_INFO_WEIGHT_BYTES = 20,     /* bytes of weights as stored (quantization scales in) */
   M3_INFO_THREADS = 21,          /* CPU threads the backend computes with (1 off-CPU)  */
-  M3_INFO_WEIGHT_TYPE = 22       /* an m3_weight_type: the block matrices' storage     */
+  M3_INFO_WEIGHT_TYPE = 22,      /* an m3_weight_type: the block matrices' storage     */
+  M3_INFO_LIVE_SESSIONS = 23,    /* sessions alive now (see m3_model_params_set_max_sessions) */
+  M3_INFO_MAX_SESSIONS = 24      /* that limit; 0 = none                               */
 } m3_model_info_key;
 
 /* [stable] Query one integer property of a model. Thread safety: any thread, concurrently. */
@@ -243,8 +264,9 @@ M3_API m3_status m3_session_create(m3_model* model, m3_session** out_session);
  * Thread safety: no other call may use this session concurrently or afterwards. */
 M3_API void m3_session_free(m3_session* session);
 
-/* [stable] Zero the state, as if just created. Thread safety: one thread per session (else
- * M3_ERR_SESSION_BUSY). The same holds for every call below that takes a session. */
+/* [stable] Zero the state, as if just created (this also clears M3_ERR_STATE_LOST).
+ * Thread safety: one thread per session (else M3_ERR_SESSION_BUSY). The same holds for every
+ * call below that takes a session. */
 M3_API m3_status m3_session_reset(m3_session* session);
 
 /* [stable] Feed n_tokens tokens (prefill). Continues from the current state, so feeding
@@ -259,7 +281,8 @@ M3_API m3_status m3_session_step(m3_session* session, int32_t token, float* logi
 
 /* [stable] One decode step for n sessions of the same model in one batched call.
  * tokens[i] goes to sessions[i]; logits (may be NULL) receives n rows in that order.
- * A session must not appear twice. On error no session is changed.
+ * A session must not appear twice. On error no session is changed (except after a GPU failure
+ * mid-pass, which marks every session of the batch lost; see the top of this file).
  * Thread safety: the sessions must not be in use by other threads (else M3_ERR_SESSION_BUSY). */
 M3_API m3_status m3_decode_batch(m3_session* const* sessions, const int32_t* tokens,
                                  size_t n_sessions, float* logits, size_t logits_capacity);
@@ -274,7 +297,8 @@ M3_API m3_status m3_session_save(const m3_session* session, void* buffer, size_t
                                  size_t* out_size);
 
 /* [stable] Restore a blob written by m3_session_save of a session of the same model.
- * A blob of another model gives M3_ERR_MODEL_MISMATCH; a damaged one M3_ERR_FORMAT. */
+ * A blob of another model gives M3_ERR_MODEL_MISMATCH; a damaged one M3_ERR_FORMAT.
+ * Restoring a session whose state was lost (M3_ERR_STATE_LOST) makes it usable again. */
 M3_API m3_status m3_session_restore(m3_session* session, const void* blob, size_t size);
 
 /* [stable] Create a new session holding a copy of this session's state. */

@@ -49,6 +49,12 @@ class Backend {
                        float* logits) = 0;
   // One token for each of n slots; logits (may be null) receives n rows.
   virtual void decode(StateSlot* const* slots, const int32_t* tokens, std::size_t n, float* logits) = 0;
+
+  // Whether a prefill or decode that throws has left its slots as they were. The CPU
+  // backends allocate nothing in a pass and throw only before it; a device can fail after
+  // part of a pass has run (device lost, a rejected submission, memory taken by the driver on
+  // a kernel's or graph's first use), so the sessions then mark their state as lost.
+  virtual bool failed_pass_keeps_state() const { return true; }
 };
 
 // Told a range of the checkpoint's weights a backend has copied and will not read again,

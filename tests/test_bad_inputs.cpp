@@ -557,6 +557,8 @@ TEST(Version, AbiAndVersion) {
   EXPECT_EQ(m3_abi_version(), static_cast<uint32_t>(M3_ABI_VERSION));
   EXPECT_STRNE(m3_version(), "");
   EXPECT_STREQ(m3_status_name(M3_ERR_FORMAT), "M3_ERR_FORMAT");
+  EXPECT_STREQ(m3_status_name(M3_ERR_LIMIT_EXCEEDED), "M3_ERR_LIMIT_EXCEEDED");
+  EXPECT_STREQ(m3_status_name(M3_ERR_STATE_LOST), "M3_ERR_STATE_LOST");
 }
 
 }  // namespace

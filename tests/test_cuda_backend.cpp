@@ -16,6 +16,7 @@
 #include "backends/cpu/cpu_fast_backend.h"
 #include "backends/cpu/cpu_reference_backend.h"
 #include "backends/cuda_module_loader.h"
+#include "common/error.h"
 #include "random_model.h"
 
 namespace {
@@ -294,6 +295,95 @@ TEST(CudaParitySensitivity, ADifferentModelIsFarOff) {
   CUDA_OR_SKIP(cuda, b);
   m3::CpuReferenceBackend reference(a.config, a.weights, a.layout);
   EXPECT_GT(rel_l2(test::run_trace(*cuda, b, 20).logits, test::run_trace(reference, a, 20).logits), 1e-2);
+}
+
+// A real out-of-memory: the device is filled with sessions of a model whose state is 16 MB,
+// then with those of a tiny model, to the last few kilobytes. Creating another session and
+// creating another backend must then fail with M3_ERR_OUT_OF_MEMORY; the sessions that exist
+// keep their state, and feeding, decoding and forking into an existing slot still run (the
+// failed allocations leave no error behind for the next launch). After everything is freed,
+// as many sessions fit again: the failures leaked nothing.
+// The passes run once before the device is filled: their first run loads kernels (CUDA's lazy
+// module loading) and instantiates the decode graph of the batch size, and both take device
+// memory. On a device already full, that first run fails with M3_ERR_OUT_OF_MEMORY part-way
+// (measured: mamba3_step_decode's first launch), which is why a session whose GPU pass failed
+// is marked lost (Backend::failed_pass_keeps_state; tested on Vulkan, VulkanDeviceFailure).
+TEST(CudaOutOfMemory, AFullDeviceRefusesCleanlyAndExistingSessionsStillRun) {
+  std::string why;
+  const m3::CudaModuleEntry* module = m3::cuda_module(&why);
+  if (!module || module->availability(&why) != M3_OK) GTEST_SKIP() << "no CUDA backend: " << why;
+  const RandomModel big(config_json(512, 16, 1000, 256, 64, 1, false, 1, false, 0, true), m3::DType::BF16, 31);
+  const RandomModel tiny(config_json(32, 1, 50, 16, 16, 1, false, 1, false, 0, true), m3::DType::F32, 32);
+  CUDA_OR_SKIP(cuda, big);
+  auto tiny_cuda = make_cuda(tiny, &why);
+  ASSERT_TRUE(tiny_cuda) << why;
+
+  const auto prompt = random_tokens(600, big.config.vocab_size, 33);
+  auto a = cuda->create_slot();
+  cuda->prefill(*a, prompt.data(), 40, M3_LOGITS_NONE, nullptr);
+  const std::vector<float> state_a = read_state(*cuda, big, *a);
+  {
+    auto warm = cuda->create_slot(), warm2 = cuda->create_slot();
+    std::vector<float> logits(static_cast<std::size_t>(2 * big.config.vocab_padded));
+    cuda->prefill(*warm, prompt.data(), prompt.size() - 40, M3_LOGITS_LAST, logits.data());
+    m3::StateSlot* both[] = {warm.get(), warm2.get()};
+    cuda->decode(both, prompt.data(), 2, logits.data());
+    cuda->copy_slot(*warm, *warm2);
+  }
+
+  using Slots = std::vector<std::unique_ptr<m3::StateSlot>>;
+  // Creates slots until the device refuses one; returns the refusal.
+  auto fill = [](m3::Backend& backend, Slots& slots) -> m3::Error {
+    for (;;) {
+      try {
+        slots.push_back(backend.create_slot());
+      } catch (const m3::Error& e) {
+        return e;
+      }
+    }
+  };
+  Slots big_slots, tiny_slots;
+  const m3::Error refused = fill(*cuda, big_slots);
+  EXPECT_EQ(refused.status(), M3_ERR_OUT_OF_MEMORY) << refused.what();
+  EXPECT_NE(std::string(refused.what()).find("cudaErrorMemoryAllocation"), std::string::npos) << refused.what();
+  const std::size_t n_big = big_slots.size();
+  EXPECT_GT(n_big, 100u);
+  const m3::Error tiny_refused = fill(*tiny_cuda, tiny_slots);
+  EXPECT_EQ(tiny_refused.status(), M3_ERR_OUT_OF_MEMORY) << tiny_refused.what();
+  std::printf("[ full     ] %zu sessions of %zu bytes, then %zu of %zu bytes\n", n_big,
+              static_cast<std::size_t>(big.layout.total_bytes()), tiny_slots.size(),
+              static_cast<std::size_t>(tiny.layout.total_bytes()));
+
+  for (int i = 0; i < 20; ++i) {
+    try {
+      big_slots.push_back(cuda->create_slot());
+      ADD_FAILURE() << "a session was created on a full device";
+    } catch (const m3::Error& e) {
+      EXPECT_EQ(e.status(), M3_ERR_OUT_OF_MEMORY) << e.what();
+    }
+  }
+  try {
+    auto third = make_cuda(tiny, &why);
+    ADD_FAILURE() << "a backend was created on a full device";
+  } catch (const m3::Error& e) {
+    EXPECT_EQ(e.status(), M3_ERR_OUT_OF_MEMORY) << e.what();
+  }
+
+  EXPECT_EQ(read_state(*cuda, big, *a), state_a);
+  const int64_t V = big.config.vocab_padded;
+  std::vector<float> logits(static_cast<std::size_t>(2 * V));
+  cuda->prefill(*a, prompt.data() + 40, prompt.size() - 40, M3_LOGITS_LAST, logits.data());
+  m3::StateSlot* both[] = {a.get(), big_slots[0].get()};
+  cuda->decode(both, prompt.data(), 2, logits.data());
+  cuda->copy_slot(*a, *big_slots[1]);
+  EXPECT_EQ(read_state(*cuda, big, *big_slots[1]), read_state(*cuda, big, *a));
+
+  tiny_slots.clear();
+  big_slots.clear();
+  Slots again;
+  const m3::Error refused_again = fill(*cuda, again);
+  EXPECT_EQ(refused_again.status(), M3_ERR_OUT_OF_MEMORY) << refused_again.what();
+  EXPECT_EQ(again.size(), n_big) << "fewer sessions fit after the failures: something leaked";
 }
 
 }  // namespace

@@ -390,14 +390,15 @@ TEST_F(Server, BeyondMaxStreamsRequestsGet503) {
 
 // --- `mamba3rt serve` as its own process ----------------------------------------------------
 
-TEST(ServeCommand, ListensAnswersAndStopsOnSigterm) {
+TEST(ServeCommand, ListensAnswersRefusesOverlongBodiesAndStopsOnSigterm) {
   int out[2];
   ASSERT_EQ(pipe(out), 0);
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, out[1], 1);
   posix_spawn_file_actions_addclose(&actions, out[0]);
-  const char* argv[] = {MAMBA3RT_CLI, "serve", "--model", kModel.c_str(), "--port", "0", nullptr};
+  const char* argv[] = {MAMBA3RT_CLI, "serve", "--model", kModel.c_str(), "--port", "0", "--max-body-bytes", "512",
+                        nullptr};
   pid_t pid = 0;
   ASSERT_EQ(posix_spawn(&pid, MAMBA3RT_CLI, &actions, nullptr, const_cast<char**>(argv), environ), 0);
   posix_spawn_file_actions_destroy(&actions);
@@ -416,6 +417,12 @@ TEST(ServeCommand, ListensAnswersAndStopsOnSigterm) {
   auto res = c.Post("/v1/completions", R"({"prompt":"The","max_tokens":4})", "application/json");
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 200) << res->body;
+  // --max-body-bytes 512: a 600-byte body is refused before it is parsed.
+  const std::string long_body = R"({"max_tokens":4,"prompt":")" + std::string(600, 'a') + "\"}";
+  res = c.Post("/v1/completions", long_body, "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 413) << res->body;
+  EXPECT_NE(res->body.find("larger than 512 bytes"), std::string::npos) << res->body;
   kill(pid, SIGTERM);
   int status = 0;
   ASSERT_EQ(waitpid(pid, &status, 0), pid);

@@ -16,7 +16,10 @@
 #include "backends/cpu/cpu_reference_backend.h"
 #include "backends/vulkan/vulkan_backend.h"
 #include "backends/vulkan/vulkan_context.h"
+#include "common/device_faults.h"
 #include "common/error.h"
+#include "model/model.h"
+#include "session/session.h"
 #include "random_model.h"
 
 namespace {
@@ -200,6 +203,163 @@ TEST(VulkanConsistency, PrefillThenDecodeForkAndStateRoundTrip) {
   vulkan->zero_slot(*a);
   const std::vector<float> zeros = read_state(*vulkan, m, *a);
   EXPECT_TRUE(std::all_of(zeros.begin(), zeros.end(), [](float x) { return x == 0.0f; }));
+}
+
+// Device out-of-memory, forced through the hook of common/device_faults.h: each
+// device allocation of a backend's creation and of a slot's creation fails in turn. Each
+// failure must give M3_ERR_OUT_OF_MEMORY, leave no device allocation behind and leave other
+// slots as they were. Feeding (over more than one pass), decoding, forking (the copy),
+// zeroing, reading and writing a slot must allocate nothing, so they cannot run out half-way.
+TEST(VulkanOutOfMemory, EachDeviceAllocationFailsCleanlyAndStepsAllocateNothing) {
+  const RandomModel m(config_json(64, 2, 100, 32, 16, 1, true, 2, true, 0, true), m3::DType::F32, 21);
+  std::string why;
+  if (m3::VulkanBackend::availability(&why) != M3_OK) {
+    if (vulkan_required()) FAIL() << "no Vulkan backend: " << why;
+    GTEST_SKIP() << "no Vulkan backend: " << why;
+  }
+  struct Disarm {
+    ~Disarm() { m3::device_faults::disarm(); }
+  } disarm_at_exit;
+  namespace faults = m3::device_faults;
+  const int64_t before = faults::live_allocations();
+
+  std::unique_ptr<m3::VulkanBackend> vulkan;
+  int load_failures = 0;
+  for (int64_t n = 1; !vulkan; ++n) {
+    ASSERT_LT(n, 100000) << "the backend never came up";
+    faults::fail_from(n);
+    try {
+      vulkan = std::make_unique<m3::VulkanBackend>(m.config, m.weights, m.layout, m3::BackendOptions{});
+    } catch (const m3::Error& e) {
+      EXPECT_EQ(e.status(), M3_ERR_OUT_OF_MEMORY) << "allocation " << n << ": " << e.what();
+      EXPECT_EQ(faults::live_allocations(), before) << "allocation " << n << " leaked";
+      ++load_failures;
+    }
+    faults::disarm();
+  }
+  // Weights, workspaces, staging, descriptor pools and sets: dozens of allocations.
+  EXPECT_GT(load_failures, 10);
+
+  const auto tokens = random_tokens(600, m.config.vocab_size, 22);  // more than one pass of 512
+  auto a = vulkan->create_slot();
+  vulkan->prefill(*a, tokens.data(), 20, M3_LOGITS_NONE, nullptr);
+  const std::vector<float> state_a = read_state(*vulkan, m, *a);
+  const int64_t with_a = faults::live_allocations();
+  std::unique_ptr<m3::StateSlot> b;
+  int slot_failures = 0;
+  for (int64_t n = 1; !b; ++n) {
+    ASSERT_LT(n, 1000) << "the slot was never created";
+    faults::fail_from(n);
+    try {
+      b = vulkan->create_slot();
+    } catch (const m3::Error& e) {
+      EXPECT_EQ(e.status(), M3_ERR_OUT_OF_MEMORY) << "allocation " << n << ": " << e.what();
+      EXPECT_EQ(faults::live_allocations(), with_a) << "allocation " << n << " leaked";
+      ++slot_failures;
+    }
+    faults::disarm();
+  }
+  EXPECT_GE(slot_failures, 3);  // state memory, descriptor pool, descriptor set
+  EXPECT_EQ(read_state(*vulkan, m, *a), state_a);
+  const int64_t with_b = faults::live_allocations();
+
+  // From here every device allocation would fail.
+  faults::fail_from(1);
+  std::vector<float> logits(static_cast<std::size_t>(2 * m.config.vocab_padded));
+  vulkan->prefill(*a, tokens.data(), tokens.size(), M3_LOGITS_LAST, logits.data());
+  m3::StateSlot* both[] = {a.get(), b.get()};
+  vulkan->decode(both, tokens.data(), 2, logits.data());
+  m3::StateSlot* one[] = {b.get()};
+  vulkan->decode(one, tokens.data(), 1, logits.data());
+  vulkan->copy_slot(*a, *b);
+  const std::vector<float> state = read_state(*vulkan, m, *b);
+  vulkan->zero_slot(*b);
+  vulkan->write_slot(*b, state.data());
+  EXPECT_EQ(read_state(*vulkan, m, *b), state);
+  faults::disarm();
+  EXPECT_EQ(faults::live_allocations(), with_b);
+
+  b.reset();
+  a.reset();
+  vulkan.reset();
+  EXPECT_EQ(faults::live_allocations(), before);
+}
+
+// A device that fails part-way through a feed, simulated through the hook of
+// common/device_faults.h: its second submission is refused as a lost device's would be. The
+// call fails, and the session, whose state may have advanced part-way, is marked lost: every
+// use gets M3_ERR_STATE_LOST until it is restored or reset, after which it runs exactly like a
+// session that never failed. The other session of a refused batch is not touched.
+TEST(VulkanDeviceFailure, APassThatFailsPartWayMarksTheSessionLostUntilRestoreOrReset) {
+  std::string why;
+  if (m3::VulkanBackend::availability(&why) != M3_OK) {
+    if (vulkan_required()) FAIL() << "no Vulkan backend: " << why;
+    GTEST_SKIP() << "no Vulkan backend: " << why;
+  }
+  struct Disarm {
+    ~Disarm() { m3::device_faults::disarm(); }
+  } disarm_at_exit;
+  namespace faults = m3::device_faults;
+  m3::LoadOptions options;
+  options.backend = M3_BACKEND_VULKAN;
+  const std::shared_ptr<const m3::Model> model = m3::Model::load("data/golden/siso_basic", options);
+  const std::size_t V = static_cast<std::size_t>(model->config().vocab_padded);
+  const auto tokens = random_tokens(700, model->config().vocab_size, 41);
+  m3::Session s(model), reference(model);
+  s.feed(tokens.data(), 50, M3_LOGITS_NONE, nullptr, 0);
+  reference.feed(tokens.data(), 50, M3_LOGITS_NONE, nullptr, 0);
+  std::vector<unsigned char> saved(s.blob_size());
+  std::size_t saved_size = 0;
+  s.save(saved.data(), saved.size(), &saved_size);
+
+  std::vector<float> got(V), want(V);
+  faults::fail_submissions_from(2);  // 650 tokens take two passes of at most 512 rows
+  try {
+    s.feed(tokens.data() + 50, 650, M3_LOGITS_LAST, got.data(), V);
+    FAIL() << "the feed did not fail";
+  } catch (const m3::Error& e) {
+    EXPECT_EQ(e.status(), M3_ERR_INTERNAL) << e.what();
+    EXPECT_NE(std::string(e.what()).find("vkQueueSubmit: VK_ERROR_DEVICE_LOST"), std::string::npos) << e.what();
+  }
+  faults::disarm();
+
+  auto expect_lost = [](const char* what, auto&& call) {
+    try {
+      call();
+      ADD_FAILURE() << what << " ran on a lost state";
+    } catch (const m3::Error& e) {
+      EXPECT_EQ(e.status(), M3_ERR_STATE_LOST) << what << ": " << e.what();
+      EXPECT_NE(std::string(e.what()).find("reset it or restore a saved state"), std::string::npos) << e.what();
+    }
+  };
+  std::vector<unsigned char> blob(s.blob_size());
+  std::size_t size = 0;
+  std::vector<float> part(1 << 16);
+  std::size_t count = 0;
+  m3::Session* batch[] = {&reference, &s};
+  expect_lost("feed", [&] { s.feed(tokens.data(), 1, M3_LOGITS_NONE, nullptr, 0); });
+  expect_lost("step", [&] { s.step(tokens[0], nullptr, 0); });
+  expect_lost("save", [&] { s.save(blob.data(), blob.size(), &size); });
+  expect_lost("fork", [&] { s.fork(); });
+  expect_lost("read_state", [&] { s.read_state(0, M3_STATE_ANGLE, part.data(), part.size(), &count); });
+  expect_lost("decode_batch", [&] { m3::Session::decode_batch(batch, tokens.data(), 2, nullptr, 0); });
+  EXPECT_EQ(reference.n_tokens(), 50);
+
+  s.restore(saved.data(), saved_size);
+  s.feed(tokens.data() + 50, 650, M3_LOGITS_LAST, got.data(), V);
+  reference.feed(tokens.data() + 50, 650, M3_LOGITS_LAST, want.data(), V);
+  EXPECT_EQ(got, want);
+
+  // A failure at a step's first submission marks the session too; a reset clears it.
+  faults::fail_submissions_from(1);
+  EXPECT_THROW(s.step(tokens[0], got.data(), V), m3::Error);
+  faults::disarm();
+  expect_lost("step", [&] { s.step(tokens[0], got.data(), V); });
+  s.reset();
+  m3::Session fresh(model);
+  s.step(tokens[1], got.data(), V);
+  fresh.step(tokens[1], want.data(), V);
+  EXPECT_EQ(got, want);
 }
 
 // A selector that matches no device fails with the list of devices; an index selects.

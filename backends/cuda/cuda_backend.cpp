@@ -33,12 +33,19 @@ void check(cublasStatus_t s, const char* what) {
        std::string("CUDA backend: ") + what + ": " + cublasGetStatusName(s) + " (" + cublasGetStatusString(s) + ")");
 }
 
+// A failed allocation also stays behind as the runtime's "last error", where the next
+// launch check (cudaGetLastError) would report it as that launch's failure: take it back.
+cudaError_t cleared(cudaError_t e) {
+  if (e != cudaSuccess) cudaGetLastError();
+  return e;
+}
+
 // Device memory, freed with its owner.
 class DeviceBuffer {
  public:
   DeviceBuffer() = default;
   explicit DeviceBuffer(std::size_t bytes) {
-    if (bytes > 0) check(cudaMalloc(&p_, bytes), "cudaMalloc");
+    if (bytes > 0) check(cleared(cudaMalloc(&p_, bytes)), "cudaMalloc");
   }
   DeviceBuffer(DeviceBuffer&& o) noexcept : p_(o.p_) { o.p_ = nullptr; }
   DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
@@ -60,7 +67,7 @@ class DeviceBuffer {
 // Page-locked host memory for the small per-pass uploads (token ids, slot pointers).
 class PinnedBuffer {
  public:
-  explicit PinnedBuffer(std::size_t bytes) { check(cudaMallocHost(&p_, bytes), "cudaMallocHost"); }
+  explicit PinnedBuffer(std::size_t bytes) { check(cleared(cudaMallocHost(&p_, bytes)), "cudaMallocHost"); }
   ~PinnedBuffer() {
     if (p_) cudaFreeHost(p_);
   }

@@ -21,6 +21,7 @@ class CudaBackend final : public Backend {
   ~CudaBackend() override;
 
   m3_backend kind() const override { return M3_BACKEND_CUDA; }
+  bool failed_pass_keeps_state() const override { return false; }
   // cudaDeviceProp::name of the device it runs on, e.g. "NVIDIA H100 80GB HBM3".
   std::string device_name() const override;
 

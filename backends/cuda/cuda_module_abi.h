@@ -11,7 +11,7 @@
 
 namespace m3 {
 
-constexpr int kCudaModuleAbi = 2;  // 2: Backend::device_name(), BackendOptions::device
+constexpr int kCudaModuleAbi = 3;  // 2: Backend::device_name(), BackendOptions::device; 3: failed_pass_keeps_state()
 
 struct CudaModuleEntry {
   int abi;               // kCudaModuleAbi

@@ -93,7 +93,10 @@ struct VulkanSlot final : StateSlot {
   const vulkan::DeviceApi* api = nullptr;
   VkDevice device = VK_NULL_HANDLE;
   ~VulkanSlot() override {
-    if (pool) api->vkDestroyDescriptorPool(device, pool, nullptr);
+    if (pool) {
+      api->vkDestroyDescriptorPool(device, pool, nullptr);
+      vulkan::freed_device_object();
+    }
   }
 };
 
@@ -520,14 +523,18 @@ std::unique_ptr<StateSlot> VulkanBackend::create_slot() {
   info.maxSets = 1;
   info.poolSizeCount = 1;
   info.pPoolSizes = &size;
-  vulkan::check(s->api->vkCreateDescriptorPool(s->device, &info, nullptr, &s->pool), "vkCreateDescriptorPool");
+  vulkan::check(vulkan::allocate_device_object(
+                    true, [&] { return s->api->vkCreateDescriptorPool(s->device, &info, nullptr, &s->pool); }),
+                "vkCreateDescriptorPool");
   VkDescriptorSetLayout set_layout = m.step->set_layout(1);
   VkDescriptorSetAllocateInfo alloc{};
   alloc.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO;
   alloc.descriptorPool = s->pool;
   alloc.descriptorSetCount = 1;
   alloc.pSetLayouts = &set_layout;
-  vulkan::check(s->api->vkAllocateDescriptorSets(s->device, &alloc, &s->set), "vkAllocateDescriptorSets");
+  vulkan::check(vulkan::allocate_device_object(
+                    false, [&] { return s->api->vkAllocateDescriptorSets(s->device, &alloc, &s->set); }),
+                "vkAllocateDescriptorSets");
   VkDescriptorBufferInfo buffer{s->state.handle(), 0, VK_WHOLE_SIZE};
   VkWriteDescriptorSet write{};
   write.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET;

@@ -21,6 +21,7 @@ class VulkanBackend final : public Backend {
   ~VulkanBackend() override;
 
   m3_backend kind() const override { return M3_BACKEND_VULKAN; }
+  bool failed_pass_keeps_state() const override { return false; }
 
   std::unique_ptr<StateSlot> create_slot() override;
   void zero_slot(StateSlot& slot) override;

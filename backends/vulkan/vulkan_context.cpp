@@ -422,7 +422,9 @@ void Context::submit(VkCommandBuffer cb) {
   submit.commandBufferCount = 1;
   submit.pCommandBuffers = &cb;
   check(device_api_.vkResetFences(device_, 1, &fence_), "vkResetFences");
-  check(device_api_.vkQueueSubmit(queue_, 1, &submit, fence_), "vkQueueSubmit");
+  check(device_faults::next_submission_fails() ? VK_ERROR_DEVICE_LOST
+                                               : device_api_.vkQueueSubmit(queue_, 1, &submit, fence_),
+        "vkQueueSubmit");
   check(device_api_.vkWaitForFences(device_, 1, &fence_, VK_TRUE, UINT64_MAX), "vkWaitForFences");
   collect_profile();
   check_validation();
@@ -477,7 +479,8 @@ Buffer::Buffer(Context& ctx, std::size_t bytes, bool host_visible)
   info.size = std::max<std::size_t>(bytes, 16);
   info.usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT;
   info.sharingMode = VK_SHARING_MODE_EXCLUSIVE;
-  check(api_->vkCreateBuffer(device_, &info, nullptr, &buffer_), "vkCreateBuffer");
+  check(allocate_device_object(true, [&] { return api_->vkCreateBuffer(device_, &info, nullptr, &buffer_); }),
+        "vkCreateBuffer");
   try {
     VkMemoryRequirements req{};
     api_->vkGetBufferMemoryRequirements(device_, buffer_, &req);
@@ -485,7 +488,8 @@ Buffer::Buffer(Context& ctx, std::size_t bytes, bool host_visible)
     alloc.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO;
     alloc.allocationSize = req.size;
     alloc.memoryTypeIndex = ctx.find_memory_type(req.memoryTypeBits, host_visible);
-    check(api_->vkAllocateMemory(device_, &alloc, nullptr, &memory_), "vkAllocateMemory");
+    check(allocate_device_object(true, [&] { return api_->vkAllocateMemory(device_, &alloc, nullptr, &memory_); }),
+          "vkAllocateMemory");
     check(api_->vkBindBufferMemory(device_, buffer_, memory_, 0), "vkBindBufferMemory");
     if (host_visible) check(api_->vkMapMemory(device_, memory_, 0, VK_WHOLE_SIZE, 0, &mapped_), "vkMapMemory");
   } catch (...) {
@@ -498,8 +502,14 @@ Buffer::~Buffer() { release(); }
 
 void Buffer::release() {
   if (!api_) return;
-  if (buffer_) api_->vkDestroyBuffer(device_, buffer_, nullptr);
-  if (memory_) api_->vkFreeMemory(device_, memory_, nullptr);  // unmaps too
+  if (buffer_) {
+    api_->vkDestroyBuffer(device_, buffer_, nullptr);
+    freed_device_object();
+  }
+  if (memory_) {
+    api_->vkFreeMemory(device_, memory_, nullptr);  // unmaps too
+    freed_device_object();
+  }
   buffer_ = VK_NULL_HANDLE;
   memory_ = VK_NULL_HANDLE;
   mapped_ = nullptr;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "backends/vulkan/vulkan_api.h"
+#include "common/device_faults.h"
 
 namespace m3::vulkan {
 
@@ -42,6 +43,19 @@ class Context;
 
 // Checks a VkResult; throws m3::Error naming the call.
 void check(VkResult r, const char* what);
+
+// Every device allocation (buffers, memory, descriptor pools and sets) goes through here: the test
+// hook of common/device_faults.h can make it report out-of-memory as a full device
+// would, and what succeeds is counted (`counted`: freed on its own, not with a pool).
+template <class Allocate>
+VkResult allocate_device_object(bool counted, Allocate&& allocate) {
+  if (device_faults::next_allocation_fails()) return VK_ERROR_OUT_OF_DEVICE_MEMORY;
+  const VkResult r = allocate();
+  if (r == VK_SUCCESS && counted) device_faults::count_allocated(1);
+  return r;
+}
+// The counterpart of a counted allocate_device_object, when the object is freed.
+inline void freed_device_object() { device_faults::count_allocated(-1); }
 
 // A buffer with its own memory: device-local, or host-visible and mapped.
 class Buffer {

@@ -116,7 +116,10 @@ void Pipeline::record(VkCommandBuffer cb, std::initializer_list<VkDescriptorSet>
 }
 
 DescriptorSets::~DescriptorSets() {
-  for (VkDescriptorPool p : pools_) ctx_.api().vkDestroyDescriptorPool(ctx_.device(), p, nullptr);
+  for (VkDescriptorPool p : pools_) {
+    ctx_.api().vkDestroyDescriptorPool(ctx_.device(), p, nullptr);
+    freed_device_object();
+  }
 }
 
 VkDescriptorSet DescriptorSets::make(const Pipeline& pipeline, uint32_t set, std::initializer_list<const Buffer*> buffers) {
@@ -133,7 +136,8 @@ VkDescriptorSet DescriptorSets::make(const Pipeline& pipeline, uint32_t set, std
     info.poolSizeCount = 1;
     info.pPoolSizes = &size;
     VkDescriptorPool pool = VK_NULL_HANDLE;
-    check(api.vkCreateDescriptorPool(ctx_.device(), &info, nullptr, &pool), "vkCreateDescriptorPool");
+    check(allocate_device_object(true, [&] { return api.vkCreateDescriptorPool(ctx_.device(), &info, nullptr, &pool); }),
+          "vkCreateDescriptorPool");
     pools_.push_back(pool);
     left_in_pool_ = kSetsPerPool;
   }
@@ -144,7 +148,8 @@ VkDescriptorSet DescriptorSets::make(const Pipeline& pipeline, uint32_t set, std
   alloc.descriptorSetCount = 1;
   alloc.pSetLayouts = &layout;
   VkDescriptorSet out = VK_NULL_HANDLE;
-  check(api.vkAllocateDescriptorSets(ctx_.device(), &alloc, &out), "vkAllocateDescriptorSets");
+  check(allocate_device_object(false, [&] { return api.vkAllocateDescriptorSets(ctx_.device(), &alloc, &out); }),
+        "vkAllocateDescriptorSets");
   --left_in_pool_;
   std::vector<VkDescriptorBufferInfo> infos;
   for (const Buffer* b : buffers) infos.push_back({b->handle(), 0, VK_WHOLE_SIZE});

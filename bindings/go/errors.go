@@ -25,8 +25,9 @@ const (
 	StatusModelMismatch      Status = C.M3_ERR_MODEL_MISMATCH
 	StatusSessionBusy        Status = C.M3_ERR_SESSION_BUSY
 	StatusInternal           Status = C.M3_ERR_INTERNAL
-	StatusLimitExceeded      Status = C.M3_ERR_LIMIT_EXCEEDED // a configured limit, e.g. an engine's max streams
+	StatusLimitExceeded      Status = C.M3_ERR_LIMIT_EXCEEDED // a configured limit, e.g. an engine's max streams or WithMaxSessions
 	StatusTimeout            Status = C.M3_ERR_TIMEOUT        // nothing arrived within the timeout
+	StatusStateLost          Status = C.M3_ERR_STATE_LOST     // a GPU failed in an earlier call: reset or restore the session
 )
 
 // String is the C name of the status, e.g. "M3_ERR_FORMAT".

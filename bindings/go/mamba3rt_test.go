@@ -150,6 +150,50 @@ func TestModelInfoAndOptions(t *testing.T) {
 	}
 }
 
+func TestSessionAndTensorLimits(t *testing.T) {
+	m := load(t, WithMaxSessions(2))
+	if n := must(m.MaxSessions()); n != 2 {
+		t.Fatalf("max sessions %d", n)
+	}
+	a := newSession(t, m)
+	b := must(m.NewSession())
+	if n := must(m.LiveSessions()); n != 2 {
+		t.Fatalf("%d live sessions", n)
+	}
+	_, err := m.NewSession()
+	expectError(t, err, StatusLimitExceeded, "max_sessions")
+	_, err = a.Fork()
+	expectError(t, err, StatusLimitExceeded, "max_sessions")
+	e := newEngine(t, m)
+	_, err = e.Submit()
+	expectError(t, err, StatusLimitExceeded, "max_sessions")
+	if n := must(m.Info(InfoLiveSessions)); n != 2 {
+		t.Fatalf("%d live sessions after the failed creates", n)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := must(m.LiveSessions()); n != 1 {
+		t.Fatalf("%d live sessions after a Close", n)
+	}
+	f := must(a.Fork()) // the place was released
+	if n := must(m.LiveSessions()); n != 2 {
+		t.Fatalf("%d live sessions after the fork", n)
+	}
+	f.Close()
+	if n := must(load(t).MaxSessions()); n != 0 {
+		t.Fatalf("default max sessions %d", n)
+	}
+	_, err = LoadModel(modelDir(), WithMaxSessions(-1))
+	expectError(t, err, StatusInvalidArgument, "max_sessions")
+
+	_, err = LoadModel(modelDir(), WithMaxTensorBytes(1))
+	expectError(t, err, StatusLimitExceeded, "max_tensor_bytes")
+	_, err = LoadModel(modelDir(), WithMaxTensorBytes(-1))
+	expectError(t, err, StatusInvalidArgument, "max_bytes")
+	load(t, WithMaxTensorBytes(0)) // no limit
+}
+
 func TestDeviceSelection(t *testing.T) {
 	_, err := LoadModel(modelDir(), WithDevice(strings.Repeat("x", 256)))
 	expectError(t, err, StatusInvalidArgument, "255")

@@ -39,7 +39,9 @@ const (
 	InfoNParams        InfoKey = C.M3_INFO_N_PARAMS
 	InfoWeightBytes    InfoKey = C.M3_INFO_WEIGHT_BYTES
 	InfoThreads        InfoKey = C.M3_INFO_THREADS
-	InfoWeightType     InfoKey = C.M3_INFO_WEIGHT_TYPE // a WeightType
+	InfoWeightType     InfoKey = C.M3_INFO_WEIGHT_TYPE   // a WeightType
+	InfoLiveSessions   InfoKey = C.M3_INFO_LIVE_SESSIONS // sessions alive now (see WithMaxSessions)
+	InfoMaxSessions    InfoKey = C.M3_INFO_MAX_SESSIONS  // the WithMaxSessions limit; 0 = none
 )
 
 // WeightType is how the block matrices are stored (m3_weight_type).
@@ -150,6 +152,19 @@ func (m *Model) DeviceName() (string, error) {
 func (m *Model) WeightType() (WeightType, error) {
 	v, err := m.Info(InfoWeightType)
 	return WeightType(v), err
+}
+
+// LiveSessions is the number of sessions alive now on the model, counting forks, an engine's
+// streams and sessions that outlive the Model.
+func (m *Model) LiveSessions() (int, error) {
+	v, err := m.Info(InfoLiveSessions)
+	return int(v), err
+}
+
+// MaxSessions is the most sessions that may be alive at once (WithMaxSessions); 0 means no limit.
+func (m *Model) MaxSessions() (int, error) {
+	v, err := m.Info(InfoMaxSessions)
+	return int(v), err
 }
 
 // Tokenizer returns the model directory's tokenizer (its tokenizer.json), which belongs to

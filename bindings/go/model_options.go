@@ -68,6 +68,29 @@ func WithThreads(n int) ModelOption {
 	})
 }
 
+// WithMaxTensorBytes sets the largest tensor a checkpoint may hold, in bytes as stored: a
+// larger one makes LoadModel fail with StatusLimitExceeded before any weight is converted or
+// uploaded. The default is 16 GiB; 0 means no limit. A limit for processes that load models
+// they do not trust.
+func WithMaxTensorBytes(n int64) ModelOption {
+	return modelOption("max tensor bytes", func(p *C.m3_model_params) C.m3_status {
+		return C.m3_model_params_set_max_tensor_bytes(p, C.int64_t(n))
+	})
+}
+
+// WithMaxSessions sets the most sessions that may be alive at once on the loaded model,
+// counting forks, an engine's streams and sessions that outlive the Model: NewSession, Fork and
+// Engine.Submit beyond it fail with StatusLimitExceeded. The default is 0, no limit;
+// Model.LiveSessions tells how many are alive.
+func WithMaxSessions(n int) ModelOption {
+	return modelOption("max sessions", func(p *C.m3_model_params) C.m3_status {
+		if n < 0 || n > 1<<31-1 {
+			n = -1 // out of range: let the library reject it with its message
+		}
+		return C.m3_model_params_set_max_sessions(p, C.int32_t(n))
+	})
+}
+
 // WithAActivation overrides how the decay rate A is computed.
 func WithAActivation(a AActivation) ModelOption {
 	return modelOption("A activation", func(p *C.m3_model_params) C.m3_status {

@@ -28,13 +28,15 @@ int32_t int_option(const Args& args, const std::string& name, long long fallback
 int run_serve(const std::vector<std::string>& argv) {
   Args args(argv,
             {"model", "backend", "device", "threads", "host", "port", "model-name", "max-streams", "max-batch",
-             "max-tokens", "max-prompt-tokens", "queue-capacity", "prefill-chunk", "prefill-budget", "http-threads"},
+             "max-tokens", "max-prompt-tokens", "max-body-bytes", "queue-capacity", "prefill-chunk", "prefill-budget",
+             "http-threads"},
             {});
   server::ServerOptions options;
   options.host = args.get_or("host", "127.0.0.1");
   options.port = int_option(args, "port", 8080, 0, 65535);
   options.limits.max_tokens = int_option(args, "max-tokens", 4096, 1, 1 << 24);
   options.max_prompt_tokens = int_option(args, "max-prompt-tokens", 32768, 1, 1 << 24);
+  options.max_body_bytes = static_cast<std::size_t>(int_option(args, "max-body-bytes", 1 << 20, 64, 1 << 30));
   options.http_threads = int_option(args, "http-threads", 128, 1, 4096);
 
   // Block the stop signals before any thread starts, so that only the waiter below sees them.

@@ -37,7 +37,8 @@ const Command kCommands[] = {
      "quantize --model DIR --type f32|f16|bf16|int8|q4 --out DIR2 [--embedding-type T] [--force]"},
     {"serve", cli::run_serve,
      "serve [--model DIR] [--port P (8080; 0: any)] [--host H] [--max-streams N] [--max-batch N] [--max-tokens N]\n"
-     "        [--max-prompt-tokens N] [--queue-capacity N] [--prefill-chunk N] [--prefill-budget N] [--model-name S]\n"
+     "        [--max-prompt-tokens N] [--max-body-bytes N] [--queue-capacity N] [--prefill-chunk N] [--prefill-budget N]\n"
+     "        [--model-name S]\n"
      "        OpenAI-compatible /v1/completions (SSE when stream is true), /v1/models, /health, /metrics"},
     {"tokenize", cli::run_tokenize, "tokenize (--model DIR | --tokenizer FILE.json) (--text T | --file F) [--special]"},
 };

@@ -51,6 +51,7 @@ const char* m3_status_name(m3_status status) {
     case M3_ERR_INTERNAL: return "M3_ERR_INTERNAL";
     case M3_ERR_LIMIT_EXCEEDED: return "M3_ERR_LIMIT_EXCEEDED";
     case M3_ERR_TIMEOUT: return "M3_ERR_TIMEOUT";
+    case M3_ERR_STATE_LOST: return "M3_ERR_STATE_LOST";
   }
   return "M3_ERR_UNKNOWN";
 }
@@ -122,6 +123,23 @@ m3_status m3_model_params_set_threads(m3_model_params* params, int32_t n_threads
   });
 }
 
+m3_status m3_model_params_set_max_tensor_bytes(m3_model_params* params, int64_t max_bytes) {
+  return guarded([&] {
+    require(params, "params");
+    if (max_bytes < 0) fail(M3_ERR_INVALID_ARGUMENT, "max_bytes must be 0 (no limit) or positive, got " + std::to_string(max_bytes));
+    params->options.max_tensor_bytes = static_cast<uint64_t>(max_bytes);
+  });
+}
+
+m3_status m3_model_params_set_max_sessions(m3_model_params* params, int32_t max_sessions) {
+  return guarded([&] {
+    require(params, "params");
+    if (max_sessions < 0)
+      fail(M3_ERR_INVALID_ARGUMENT, "max_sessions must be 0 (no limit) or positive, got " + std::to_string(max_sessions));
+    params->options.max_sessions = max_sessions;
+  });
+}
+
 m3_status m3_model_params_set_a_activation(m3_model_params* params, m3_a_activation activation) {
   return guarded([&] {
     require(params, "params");
@@ -184,6 +202,8 @@ m3_status m3_model_info(const m3_model* model, m3_model_info_key key, int64_t* o
       case M3_INFO_WEIGHT_BYTES: v = w.weight_bytes; break;
       case M3_INFO_THREADS: v = model->model->backend().threads(); break;
       case M3_INFO_WEIGHT_TYPE: v = weight_type_code(w.weight_type); break;
+      case M3_INFO_LIVE_SESSIONS: v = model->model->live_sessions(); break;
+      case M3_INFO_MAX_SESSIONS: v = model->model->max_sessions(); break;
       default: fail(M3_ERR_INVALID_ARGUMENT, "unknown model info key " + std::to_string(static_cast<int>(key)));
     }
     *out_value = v;

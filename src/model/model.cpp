@@ -25,9 +25,33 @@ bool is_file(const std::string& path) {
 // A config.json is a few hundred bytes; anything near this is not one.
 constexpr std::size_t kMaxConfigBytes = std::size_t{16} << 20;
 
+// Refuses a checkpoint holding a tensor over the caller's limit before anything is converted,
+// quantized or uploaded (the views themselves point into the mapped file).
+void check_tensor_sizes(const std::vector<TensorView>& tensors, uint64_t max_bytes, const std::string& path) {
+  if (max_bytes == 0) return;
+  for (const TensorView& t : tensors)
+    if (t.nbytes > max_bytes)
+      fail(M3_ERR_LIMIT_EXCEEDED, path + ": tensor '" + t.name + "' " + t.shape_string() + " holds " +
+                                      std::to_string(t.nbytes) + " bytes, over the limit of " +
+                                      std::to_string(max_bytes) + " (m3_model_params_set_max_tensor_bytes)");
+}
+
 }  // namespace
 
 Model::~Model() = default;
+
+void Model::acquire_session() const {
+  // Compare-and-swap rather than add-then-undo, so that a create refused at the limit never
+  // makes a concurrent one fail while a place is free.
+  int64_t live = live_sessions_.load(std::memory_order_relaxed);
+  do {
+    if (max_sessions_ > 0 && live >= max_sessions_)
+      fail(M3_ERR_LIMIT_EXCEEDED, "the model already has its maximum of " + std::to_string(max_sessions_) +
+                                      " live sessions (m3_model_params_set_max_sessions)");
+  } while (!live_sessions_.compare_exchange_weak(live, live + 1, std::memory_order_relaxed));
+}
+
+void Model::release_session() const noexcept { live_sessions_.fetch_sub(1, std::memory_order_relaxed); }
 
 std::unique_ptr<Model> Model::load(const std::string& dir, const LoadOptions& options) {
   struct stat st {};
@@ -35,6 +59,7 @@ std::unique_ptr<Model> Model::load(const std::string& dir, const LoadOptions& op
   if (!S_ISDIR(st.st_mode)) fail(M3_ERR_IO, dir + ": not a directory (pass the model directory)");
 
   std::unique_ptr<Model> m(new Model());
+  m->max_sessions_ = options.max_sessions;
   const std::string config_path = dir + "/config.json";
   if (!is_file(config_path)) fail(M3_ERR_IO, config_path + ": missing (a model directory needs config.json)");
   m->config_ = parse_model_config(read_whole_file(config_path, kMaxConfigBytes, "config.json"), config_path);
@@ -54,6 +79,7 @@ std::unique_ptr<Model> Model::load(const std::string& dir, const LoadOptions& op
   } else {
     fail(M3_ERR_IO, dir + ": no weights: expected model.safetensors or pytorch_model.bin");
   }
+  check_tensor_sizes(tensors, options.max_tensor_bytes, m->weights_path_);
   m->weights_ = bind_model_weights(m->config_, tensors, m->weights_path_, metadata);
   m->layout_ = make_state_layout(m->config_);
 

@@ -2,6 +2,7 @@
 // and the identity (fingerprint) that state blobs are checked against.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -23,6 +24,8 @@ struct LoadOptions {
   m3_a_activation a_activation = M3_A_ACTIVATION_FROM_CONFIG;
   int threads = 0;  // CPU threads; 0 = MAMBA3RT_THREADS or one per core
   std::string device;  // GPU backends: a device index or part of its name; empty = the best
+  uint64_t max_tensor_bytes = M3_DEFAULT_MAX_TENSOR_BYTES;  // 0 = no limit
+  int64_t max_sessions = 0;                        // live sessions at once; 0 = no limit
 };
 
 class Model {
@@ -42,6 +45,12 @@ class Model {
   // Token ids that end a generation (may be empty).
   const std::vector<int32_t>& eos_tokens() const { return eos_tokens_; }
 
+  // Counts one more live session; throws M3_ERR_LIMIT_EXCEEDED past LoadOptions::max_sessions.
+  void acquire_session() const;
+  void release_session() const noexcept;
+  int64_t live_sessions() const { return live_sessions_.load(std::memory_order_relaxed); }
+  int64_t max_sessions() const { return max_sessions_; }
+
  private:
   Model() = default;
   ModelConfig config_;
@@ -54,6 +63,8 @@ class Model {
   std::string weights_path_;
   std::unique_ptr<Tokenizer> tokenizer_;
   std::vector<int32_t> eos_tokens_;
+  int64_t max_sessions_ = 0;
+  mutable std::atomic<int64_t> live_sessions_{0};
 };
 
 }  // namespace m3

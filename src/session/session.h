@@ -50,10 +50,29 @@ class Session {
 
  private:
   void check_tokens(const int32_t* tokens, std::size_t n) const;
+  // Refuses every use of a session whose state was lost, until reset or restore.
+  void check_state() const;
+  // After a pass threw: a backend that cannot promise the slot is untouched loses the state.
+  void pass_failed() noexcept;
+
+  // Holds one of the model's live-session places for the session's lifetime (released after
+  // the slot, and also when the constructor throws).
+  class Place {
+   public:
+    explicit Place(const Model& model) : model_(model) { model_.acquire_session(); }
+    ~Place() { model_.release_session(); }
+    Place(const Place&) = delete;
+    Place& operator=(const Place&) = delete;
+
+   private:
+    const Model& model_;
+  };
 
   std::shared_ptr<const Model> model_;
+  Place place_;
   std::unique_ptr<StateSlot> slot_;
   int64_t n_tokens_ = 0;
+  bool state_lost_ = false;  // see Backend::failed_pass_keeps_state
   mutable std::atomic<bool> busy_{false};
 };
 

@@ -25,10 +25,12 @@ namespace Mamba3Rt
         SessionBusy = 9,
         /// <summary>A bug in the library.</summary>
         Internal = 10,
-        /// <summary>A configured limit was reached (e.g. an engine's MaxStreams).</summary>
+        /// <summary>A configured limit was reached (e.g. an engine's MaxStreams, a model's MaxSessions).</summary>
         LimitExceeded = 11,
         /// <summary>Nothing arrived within the timeout.</summary>
         Timeout = 12,
+        /// <summary>A GPU failed during an earlier call on this session: reset it or restore a saved state.</summary>
+        StateLost = 13,
     }
 
     /// <summary>Where a model runs (<c>m3_backend</c>).</summary>
@@ -106,6 +108,10 @@ namespace Mamba3Rt
         Threads = 21,
         /// <summary>A <see cref="Mamba3Rt.WeightType"/> value: how the block matrices are stored.</summary>
         WeightType = 22,
+        /// <summary>Sessions alive now on the model (forks, engine streams and sessions that outlive the model included).</summary>
+        LiveSessions = 23,
+        /// <summary>The limit set with <see cref="ModelOptions.MaxSessions"/>; 0 = none.</summary>
+        MaxSessions = 24,
     }
 
     /// <summary>How the block matrices are stored (<c>m3_weight_type</c>).</summary>

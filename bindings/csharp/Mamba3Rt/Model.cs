@@ -89,6 +89,15 @@ namespace Mamba3Rt
         /// <summary>How the block matrices are stored.</summary>
         public WeightType WeightType => (WeightType)Info(InfoKey.WeightType);
 
+        /// <summary>
+        /// Sessions alive now on this model, counting forks, an engine's streams and sessions that
+        /// outlive the model.
+        /// </summary>
+        public int LiveSessions => checked((int)Info(InfoKey.LiveSessions));
+
+        /// <summary>The most sessions that may be alive at once (<see cref="ModelOptions.MaxSessions"/>); 0 = no limit.</summary>
+        public int MaxSessions => checked((int)Info(InfoKey.MaxSessions));
+
         /// <summary>A new session with a zero state.</summary>
         public Session CreateSession() => new Session(this);
 

@@ -36,6 +36,8 @@ namespace Mamba3Rt
         [DllImport(Library, CallingConvention = Cdecl)] internal static extern Status m3_model_params_set_device(ModelParamsHandle parameters, byte[] device);
         [DllImport(Library, CallingConvention = Cdecl)] internal static extern Status m3_model_params_set_a_activation(ModelParamsHandle parameters, AActivation activation);
         [DllImport(Library, CallingConvention = Cdecl)] internal static extern Status m3_model_params_set_threads(ModelParamsHandle parameters, int nThreads);
+        [DllImport(Library, CallingConvention = Cdecl)] internal static extern Status m3_model_params_set_max_tensor_bytes(ModelParamsHandle parameters, long maxBytes);
+        [DllImport(Library, CallingConvention = Cdecl)] internal static extern Status m3_model_params_set_max_sessions(ModelParamsHandle parameters, int maxSessions);
         [DllImport(Library, CallingConvention = Cdecl)] internal static extern Status m3_model_load(byte[] modelDir, ModelParamsHandle parameters, out ModelHandle outModel);
         [DllImport(Library, CallingConvention = Cdecl)] internal static extern Status m3_model_load(byte[] modelDir, IntPtr parameters, out ModelHandle outModel);
         [DllImport(Library, CallingConvention = Cdecl)] internal static extern void m3_model_free(IntPtr model);

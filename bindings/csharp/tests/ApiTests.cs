@@ -74,6 +74,33 @@ namespace Mamba3Rt.Tests
                 }
             });
 
+            yield return Case("model: MaxSessions and MaxTensorBytes limits", () =>
+            {
+                using (var model = Model.Load(Paths.ModelDir, new ModelOptions { MaxSessions = 2 }))
+                using (var a = model.CreateSession())
+                {
+                    Assert.Equal(2, model.MaxSessions, "max sessions");
+                    var b = model.CreateSession();
+                    Assert.Equal(2, model.LiveSessions, "live sessions");
+                    Assert.Fails(Status.LimitExceeded, "max_sessions", () => model.CreateSession(), "a third session");
+                    Assert.Fails(Status.LimitExceeded, "max_sessions", () => a.Fork(), "a fork beyond the limit");
+                    using (var engine = model.CreateEngine())
+                        Assert.Fails(Status.LimitExceeded, "max_sessions", () => engine.Submit(), "a stream beyond the limit");
+                    Assert.Equal(2L, model.Info(InfoKey.LiveSessions), "failed creates change nothing");
+                    b.Dispose();
+                    Assert.Equal(1, model.LiveSessions, "live sessions after Dispose");
+                    using (a.Fork()) // the place was released
+                        Assert.Equal(2, model.LiveSessions, "live sessions with the fork");
+                }
+                using (var model = Load())
+                    Assert.Equal(0, model.MaxSessions, "no limit by default");
+                Assert.Fails(Status.InvalidArgument, "max_sessions", () => Model.Load(Paths.ModelDir, new ModelOptions { MaxSessions = -1 }), "negative max sessions");
+
+                Assert.Fails(Status.LimitExceeded, "max_tensor_bytes", () => Model.Load(Paths.ModelDir, new ModelOptions { MaxTensorBytes = 1 }), "a 1-byte tensor limit");
+                Assert.Fails(Status.InvalidArgument, "max_bytes", () => Model.Load(Paths.ModelDir, new ModelOptions { MaxTensorBytes = -1 }), "negative max tensor bytes");
+                using (Model.Load(Paths.ModelDir, new ModelOptions { MaxTensorBytes = 0 })) { } // no limit
+            });
+
             yield return Case("model: device selection", () =>
             {
                 Assert.Fails(Status.InvalidArgument, "255", () => Model.Load(Paths.ModelDir, new ModelOptions { Device = new string('x', 256) }), "long device");
@@ -638,14 +665,18 @@ namespace Mamba3Rt.Tests
                         Assert.True(stream.Stat(GenStat.GeneratedTokens) < 100000, "stopped early");
 
                         stream.PushText(" and"); // a new turn, cancelled from another thread
-                        Task canceller = Task.Run(() =>
+                        // A Thread and Join rather than Task.Run and Wait: Join orders the Cancel
+                        // before the disposals through Mono's pthread calls, which ThreadSanitizer
+                        // sees (bindings/ci/tsan_suite.sh); Wait on a finished task does not.
+                        var canceller = new Thread(() =>
                         {
                             var deadline = DateTime.UtcNow.AddSeconds(20);
                             while (stream.Stat(GenStat.GeneratedTokens) < n + 3 && DateTime.UtcNow < deadline) Thread.Sleep(1);
                             stream.Cancel();
                         });
+                        canceller.Start();
                         int count = stream.Pieces().Count();
-                        canceller.Wait();
+                        canceller.Join();
                         Assert.True(count > 0 && count < 100000, "pieces before the cancel: " + count);
                         Assert.Equal(FinishReason.Cancelled, stream.Finish, "cancelled from another thread");
                     }

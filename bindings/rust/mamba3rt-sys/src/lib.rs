@@ -73,6 +73,7 @@ pub const M3_ERR_SESSION_BUSY: m3_status = 9;
 pub const M3_ERR_INTERNAL: m3_status = 10;
 pub const M3_ERR_LIMIT_EXCEEDED: m3_status = 11;
 pub const M3_ERR_TIMEOUT: m3_status = 12;
+pub const M3_ERR_STATE_LOST: m3_status = 13;
 
 /// `m3_backend`: where a model runs.
 pub type m3_backend = c_int;
@@ -121,6 +122,8 @@ pub const M3_INFO_N_PARAMS: m3_model_info_key = 19;
 pub const M3_INFO_WEIGHT_BYTES: m3_model_info_key = 20;
 pub const M3_INFO_THREADS: m3_model_info_key = 21;
 pub const M3_INFO_WEIGHT_TYPE: m3_model_info_key = 22;
+pub const M3_INFO_LIVE_SESSIONS: m3_model_info_key = 23;
+pub const M3_INFO_MAX_SESSIONS: m3_model_info_key = 24;
 
 /// `m3_logits_mode`: which logits rows a feed writes.
 pub type m3_logits_mode = c_int;
@@ -205,6 +208,8 @@ extern "C" {
     pub fn m3_model_params_set_device(params: *mut m3_model_params, device: *const c_char) -> m3_status;
     pub fn m3_model_params_set_a_activation(params: *mut m3_model_params, activation: m3_a_activation) -> m3_status;
     pub fn m3_model_params_set_threads(params: *mut m3_model_params, n_threads: i32) -> m3_status;
+    pub fn m3_model_params_set_max_tensor_bytes(params: *mut m3_model_params, max_bytes: i64) -> m3_status;
+    pub fn m3_model_params_set_max_sessions(params: *mut m3_model_params, max_sessions: i32) -> m3_status;
     pub fn m3_model_load(model_dir: *const c_char, params: *const m3_model_params, out_model: *mut *mut m3_model) -> m3_status;
     pub fn m3_model_free(model: *mut m3_model);
     pub fn m3_model_info(model: *const m3_model, key: m3_model_info_key, out_value: *mut i64) -> m3_status;

@@ -35,6 +35,7 @@ fn status_constants_have_the_library_names() {
         (M3_ERR_INTERNAL, "M3_ERR_INTERNAL"),
         (M3_ERR_LIMIT_EXCEEDED, "M3_ERR_LIMIT_EXCEEDED"),
         (M3_ERR_TIMEOUT, "M3_ERR_TIMEOUT"),
+        (M3_ERR_STATE_LOST, "M3_ERR_STATE_LOST"),
     ];
     for (value, name) in expected {
         assert_eq!(status_name(value), name, "value {value}");

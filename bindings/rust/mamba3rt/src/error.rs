@@ -29,10 +29,13 @@ pub enum Status {
     SessionBusy,
     /// A bug in the library.
     Internal,
-    /// A configured limit was reached, e.g. an [`Engine`](crate::Engine)'s maximum of live streams.
+    /// A configured limit was reached, e.g. an [`Engine`](crate::Engine)'s maximum of live streams
+    /// or the limits of [`ModelParams`](crate::ModelParams) (`max_sessions`, `max_tensor_bytes`).
     LimitExceeded,
     /// Nothing arrived within the timeout (the bindings report most timeouts as `Ok(None)`).
     Timeout,
+    /// A GPU failed during an earlier call on this session: reset it or restore a saved state.
+    StateLost,
     /// A status this version of the bindings does not know (from a newer library).
     Unknown(i32),
 }
@@ -54,6 +57,7 @@ impl Status {
             sys::M3_ERR_INTERNAL => Status::Internal,
             sys::M3_ERR_LIMIT_EXCEEDED => Status::LimitExceeded,
             sys::M3_ERR_TIMEOUT => Status::Timeout,
+            sys::M3_ERR_STATE_LOST => Status::StateLost,
             other => Status::Unknown(other),
         })
     }
@@ -73,6 +77,7 @@ impl Status {
             Status::Internal => sys::M3_ERR_INTERNAL,
             Status::LimitExceeded => sys::M3_ERR_LIMIT_EXCEEDED,
             Status::Timeout => sys::M3_ERR_TIMEOUT,
+            Status::StateLost => sys::M3_ERR_STATE_LOST,
             Status::Unknown(raw) => raw,
         }
     }

@@ -52,6 +52,11 @@ pub enum InfoKey {
     Threads,
     /// A [`WeightType`] value: how the block matrices are stored; see also [`Model::weight_type`].
     WeightType,
+    /// Sessions alive now on this model (forks, engine streams and sessions that outlive the
+    /// [`Model`] included); see also [`Model::live_sessions`].
+    LiveSessions,
+    /// The limit set with [`ModelParams::max_sessions`]; 0 = none. See also [`Model::max_sessions`].
+    MaxSessions,
 }
 
 /// How the block matrices (in_proj, out_proj, fc1, fc2) are stored (`m3_weight_type`).
@@ -111,6 +116,8 @@ impl InfoKey {
             InfoKey::WeightBytes => sys::M3_INFO_WEIGHT_BYTES,
             InfoKey::Threads => sys::M3_INFO_THREADS,
             InfoKey::WeightType => sys::M3_INFO_WEIGHT_TYPE,
+            InfoKey::LiveSessions => sys::M3_INFO_LIVE_SESSIONS,
+            InfoKey::MaxSessions => sys::M3_INFO_MAX_SESSIONS,
         }
     }
 }
@@ -192,6 +199,17 @@ impl Model {
     /// How the block matrices are stored.
     pub fn weight_type(&self) -> Result<WeightType> {
         Ok(WeightType::from_raw(self.info(InfoKey::WeightType)?))
+    }
+
+    /// Sessions alive now on this model, counting forks, an engine's streams and sessions that
+    /// outlive the `Model`.
+    pub fn live_sessions(&self) -> Result<usize> {
+        Ok(self.info(InfoKey::LiveSessions)? as usize)
+    }
+
+    /// The most sessions that may be alive at once ([`ModelParams::max_sessions`]); 0 = no limit.
+    pub fn max_sessions(&self) -> Result<u32> {
+        Ok(self.info(InfoKey::MaxSessions)? as u32)
     }
 
     /// A new session with a zero state (same as [`Session::new`]).

@@ -31,7 +31,8 @@ impl AActivation {
 }
 
 /// Options for loading a model (`m3_model_params`). Defaults: backend [`Backend::Auto`], A
-/// activation from the config, one CPU thread per core.
+/// activation from the config, one CPU thread per core, tensors of at most 16 GiB, no limit on
+/// sessions.
 ///
 /// `Send` but not `Sync`: the C object is used by one thread at a time.
 ///
@@ -94,6 +95,29 @@ impl ModelParams {
         let n = i32::try_from(n_threads).map_err(|_| invalid(format!("n_threads {n_threads} is out of range")))?;
         // SAFETY: self owns a live params object.
         check(unsafe { sys::m3_model_params_set_threads(self.ptr.as_ptr(), n) })?;
+        Ok(self)
+    }
+
+    /// The largest tensor a checkpoint may hold, in bytes as stored: a larger one makes loading
+    /// fail with `Status::LimitExceeded` before any weight is converted or uploaded. Default 16
+    /// GiB; 0 means no limit. A limit for processes that load models they do not trust.
+    pub fn max_tensor_bytes(&mut self, max_bytes: u64) -> Result<&mut Self> {
+        let n =
+            i64::try_from(max_bytes).map_err(|_| invalid(format!("max_tensor_bytes {max_bytes} is out of range")))?;
+        // SAFETY: self owns a live params object.
+        check(unsafe { sys::m3_model_params_set_max_tensor_bytes(self.ptr.as_ptr(), n) })?;
+        Ok(self)
+    }
+
+    /// The most sessions that may be alive at once on the loaded model, counting forks, an
+    /// [`Engine`](crate::Engine)'s streams and sessions that outlive the [`Model`](crate::Model):
+    /// creating, forking or submitting beyond it fails with `Status::LimitExceeded`. Default 0,
+    /// no limit. [`Model::live_sessions`](crate::Model::live_sessions) tells how many are alive.
+    pub fn max_sessions(&mut self, max_sessions: u32) -> Result<&mut Self> {
+        let n =
+            i32::try_from(max_sessions).map_err(|_| invalid(format!("max_sessions {max_sessions} is out of range")))?;
+        // SAFETY: self owns a live params object.
+        check(unsafe { sys::m3_model_params_set_max_sessions(self.ptr.as_ptr(), n) })?;
         Ok(self)
     }
 

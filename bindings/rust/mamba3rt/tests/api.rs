@@ -97,6 +97,40 @@ fn model_info_and_params() -> CaseResult {
     Ok(())
 }
 
+fn session_and_tensor_limits() -> CaseResult {
+    let mut params = ModelParams::new()?;
+    params.max_sessions(2)?;
+    let model = Model::load_with(model_dir(), &params)?;
+    assert_eq!(model.max_sessions()?, 2);
+    assert_eq!(model.live_sessions()?, 0);
+    let a = model.session()?;
+    let b = model.session()?;
+    assert_eq!(model.live_sessions()?, 2);
+    expect_err(model.session(), Status::LimitExceeded, "max_sessions");
+    expect_err(a.fork(), Status::LimitExceeded, "max_sessions");
+    let engine = Engine::new(&model)?;
+    expect_err(engine.submit(&greedy(1), None), Status::LimitExceeded, "max_sessions");
+    drop(engine);
+    assert_eq!(model.info(InfoKey::LiveSessions)?, 2, "failed creates change nothing");
+    drop(b);
+    assert_eq!(model.live_sessions()?, 1);
+    let fork = a.fork()?; // the place was released
+    assert_eq!(model.live_sessions()?, 2);
+    drop(fork);
+    drop(a);
+    assert_eq!(model.live_sessions()?, 0);
+    assert_eq!(Model::load(model_dir())?.max_sessions()?, 0, "no limit by default");
+    expect_err(params.max_sessions(u32::MAX).map(drop), Status::InvalidArgument, "max_sessions");
+
+    let mut tiny = ModelParams::new()?;
+    tiny.max_tensor_bytes(1)?;
+    expect_err(Model::load_with(model_dir(), &tiny), Status::LimitExceeded, "max_tensor_bytes");
+    expect_err(tiny.max_tensor_bytes(u64::MAX).map(drop), Status::InvalidArgument, "max_tensor_bytes");
+    tiny.max_tensor_bytes(0)?; // no limit
+    Model::load_with(model_dir(), &tiny)?;
+    Ok(())
+}
+
 fn device_selection() -> CaseResult {
     let mut params = ModelParams::new()?;
     expect_err(params.device(&"x".repeat(256)).map(drop), Status::InvalidArgument, "255");
@@ -668,6 +702,7 @@ fn main() {
         ("version_and_abi", version_and_abi),
         ("load_errors_carry_the_c_message", load_errors_carry_the_c_message),
         ("model_info_and_params", model_info_and_params),
+        ("session_and_tensor_limits", session_and_tensor_limits),
         ("device_selection", device_selection),
         ("tokenizer_round_trip", tokenizer_round_trip),
         ("feed_equals_steps_and_batch", feed_equals_steps_and_batch),
