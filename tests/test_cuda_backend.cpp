@@ -307,7 +307,7 @@ TEST(CudaParitySensitivity, ADifferentModelIsFarOff) {
 // module loading) and instantiates the decode graph of the batch size, and both take device
 // memory. On a device already full, that first run fails with M3_ERR_OUT_OF_MEMORY part-way
 // (measured: mamba3_step_decode's first launch), which is why a session whose GPU pass failed
-// is marked lost (Backend::failed_pass_keeps_state; tested on Vulkan, VulkanDeviceFailure).
+// is marked lost (Backend::failed_pass_keeps_state; tested on Vulkan by VulkanFaults).
 TEST(CudaOutOfMemory, AFullDeviceRefusesCleanlyAndExistingSessionsStillRun) {
   std::string why;
   const m3::CudaModuleEntry* module = m3::cuda_module(&why);

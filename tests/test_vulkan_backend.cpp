@@ -205,21 +205,27 @@ TEST(VulkanConsistency, PrefillThenDecodeForkAndStateRoundTrip) {
   EXPECT_TRUE(std::all_of(zeros.begin(), zeros.end(), [](float x) { return x == 0.0f; }));
 }
 
+// The device-fault tests, through the hook of common/device_faults.h: skipped without a
+// Vulkan device, and the hook is disarmed after each, whatever happened.
+class VulkanFaults : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string why;
+    if (m3::VulkanBackend::availability(&why) != M3_OK) {
+      if (vulkan_required()) FAIL() << "no Vulkan backend: " << why;
+      GTEST_SKIP() << "no Vulkan backend: " << why;
+    }
+  }
+  void TearDown() override { m3::device_faults::disarm(); }
+};
+
 // Device out-of-memory, forced through the hook of common/device_faults.h: each
 // device allocation of a backend's creation and of a slot's creation fails in turn. Each
 // failure must give M3_ERR_OUT_OF_MEMORY, leave no device allocation behind and leave other
 // slots as they were. Feeding (over more than one pass), decoding, forking (the copy),
 // zeroing, reading and writing a slot must allocate nothing, so they cannot run out half-way.
-TEST(VulkanOutOfMemory, EachDeviceAllocationFailsCleanlyAndStepsAllocateNothing) {
+TEST_F(VulkanFaults, EachDeviceAllocationFailsCleanlyAndStepsAllocateNothing) {
   const RandomModel m(config_json(64, 2, 100, 32, 16, 1, true, 2, true, 0, true), m3::DType::F32, 21);
-  std::string why;
-  if (m3::VulkanBackend::availability(&why) != M3_OK) {
-    if (vulkan_required()) FAIL() << "no Vulkan backend: " << why;
-    GTEST_SKIP() << "no Vulkan backend: " << why;
-  }
-  struct Disarm {
-    ~Disarm() { m3::device_faults::disarm(); }
-  } disarm_at_exit;
   namespace faults = m3::device_faults;
   const int64_t before = faults::live_allocations();
 
@@ -290,15 +296,7 @@ TEST(VulkanOutOfMemory, EachDeviceAllocationFailsCleanlyAndStepsAllocateNothing)
 // call fails, and the session, whose state may have advanced part-way, is marked lost: every
 // use gets M3_ERR_STATE_LOST until it is restored or reset, after which it runs exactly like a
 // session that never failed. The other session of a refused batch is not touched.
-TEST(VulkanDeviceFailure, APassThatFailsPartWayMarksTheSessionLostUntilRestoreOrReset) {
-  std::string why;
-  if (m3::VulkanBackend::availability(&why) != M3_OK) {
-    if (vulkan_required()) FAIL() << "no Vulkan backend: " << why;
-    GTEST_SKIP() << "no Vulkan backend: " << why;
-  }
-  struct Disarm {
-    ~Disarm() { m3::device_faults::disarm(); }
-  } disarm_at_exit;
+TEST_F(VulkanFaults, APassThatFailsPartWayMarksTheSessionLostUntilRestoreOrReset) {
   namespace faults = m3::device_faults;
   m3::LoadOptions options;
   options.backend = M3_BACKEND_VULKAN;
