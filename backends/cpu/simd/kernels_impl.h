@@ -241,7 +241,7 @@ void dot_tile_quantized(const WeightMatrix& w, int64_t r0, const QuantizedInputs
         const int16_t* xb = xq + b * xin.cols;
         i32batch<A> dot = madd_i16<A>(codes[0], load_i16<A>(xb));
         for (int k = 1; k < PG; ++k) dot += madd_i16<A>(codes[k], load_i16<A>(xb + k * L));
-        acc[r][b] = xsimd::fma(xsimd::batch_cast<float>(dot), fb(sw * xs[b * groups]), acc[r][b]);
+        acc[r][b] = fused_multiply_add(xsimd::batch_cast<float>(dot), fb(sw * xs[b * groups]), acc[r][b]);
       }
     }
   }
@@ -283,7 +283,7 @@ void dot_tile(const WeightMatrix& w, int64_t r0, const float* x, int64_t x_strid
     for (int r = 0; r < ROWS; ++r) {
       const fb wv = load_weights<A, T>(p[r]);
       p[r] += step[r];
-      for (int b = 0; b < NB; ++b) acc[r][b] = xsimd::fma(wv, xv[b], acc[r][b]);
+      for (int b = 0; b < NB; ++b) acc[r][b] = fused_multiply_add(wv, xv[b], acc[r][b]);
     }
   }
   // A tail shorter than a register: row-major rows only (tiled matrices have none).
@@ -356,8 +356,8 @@ void column_tile_product(const WeightMatrix& w, int64_t r0, const float* x, int6
       for (int64_t o = 0; o < kStep; o += 64) __builtin_prefetch(p + kPrefetchBytes + o, 0, 3);
       for (int q = 0; q < kColumnQuarters; ++q) {
         const fb xq(x[q * K4 + kk]);
-        acc[q][0] = xsimd::fma(load_weights<A, T>(p + q * TR * elem), xq, acc[q][0]);
-        acc[q][1] = xsimd::fma(load_weights<A, T>(p + (q * TR + W) * elem), xq, acc[q][1]);
+        acc[q][0] = fused_multiply_add(load_weights<A, T>(p + q * TR * elem), xq, acc[q][0]);
+        acc[q][1] = fused_multiply_add(load_weights<A, T>(p + (q * TR + W) * elem), xq, acc[q][1]);
       }
     }
     for (int v = 0; v < 2; ++v) {
@@ -377,8 +377,8 @@ void column_tile_product(const WeightMatrix& w, int64_t r0, const float* x, int6
         const fb w0 = load_weights<A, T>(p), w1 = load_weights<A, T>(p + W * elem);
         for (int b = 0; b < NB; ++b) {
           const fb xb(xq[b * x_stride + kk]);
-          acc[0][b] = xsimd::fma(w0, xb, acc[0][b]);
-          acc[1][b] = xsimd::fma(w1, xb, acc[1][b]);
+          acc[0][b] = fused_multiply_add(w0, xb, acc[0][b]);
+          acc[1][b] = fused_multiply_add(w1, xb, acc[1][b]);
         }
       }
       for (int v = 0; v < 2; ++v)
@@ -403,7 +403,7 @@ void column_order_row(const WeightMatrix& w, int64_t r, const float* x, int64_t 
       fb acc(0.0f);
       for (int64_t kk = 0; kk < K4; ++kk) {
         const int64_t k = q * K4 + kk;
-        acc = xsimd::fma(fb(scalar_weight<A, T>(data + float_weight_offset(w, r, k), 0)), fb(x[b * x_stride + k]), acc);
+        acc = fused_multiply_add(fb(scalar_weight<A, T>(data + float_weight_offset(w, r, k), 0)), fb(x[b * x_stride + k]), acc);
       }
       total = q == 0 ? acc : total + acc;
     }
@@ -516,12 +516,12 @@ void ssm_head_step(float* h, int64_t P, int64_t N, int64_t R, float alpha, const
     for (int64_t n = 0; n < Nv; n += W) {
       fb v = fb::load_unaligned(row + n) * va;
       for (int64_t r = 0; r < R; ++r) {
-        v = xsimd::fma(fb(wp[r * P + p]), fb::load_unaligned(kp + r * kp_stride + n), v);
-        v = xsimd::fma(fb(wc[r * P + p]), fb::load_unaligned(kc + r * N + n), v);
+        v = fused_multiply_add(fb(wp[r * P + p]), fb::load_unaligned(kp + r * kp_stride + n), v);
+        v = fused_multiply_add(fb(wc[r * P + p]), fb::load_unaligned(kc + r * N + n), v);
       }
       v.store_unaligned(row + n);
       if (fused)
-        for (int64_t r = 0; r < R; ++r) acc[r] = xsimd::fma(v, fb::load_unaligned(q + r * N + n), acc[r]);
+        for (int64_t r = 0; r < R; ++r) acc[r] = fused_multiply_add(v, fb::load_unaligned(q + r * N + n), acc[r]);
     }
     for (int64_t n = Nv; n < N; ++n) {
       float v = row[n] * alpha;
@@ -533,7 +533,7 @@ void ssm_head_step(float* h, int64_t P, int64_t N, int64_t R, float alpha, const
       fb sum = acc[r < kMaxFusedRank ? r : 0];
       if (!fused) {
         sum = fb(0.0f);
-        for (int64_t n = 0; n < Nv; n += W) sum = xsimd::fma(fb::load_unaligned(row + n), fb::load_unaligned(qr + n), sum);
+        for (int64_t n = 0; n < Nv; n += W) sum = fused_multiply_add(fb::load_unaligned(row + n), fb::load_unaligned(qr + n), sum);
       }
       float s = xsimd::hadd(sum);
       for (int64_t n = Nv; n < N; ++n) s += row[n] * qr[n];
@@ -552,7 +552,7 @@ float fma_probe(int64_t iterations) {
   for (int i = 0; i < kFmaProbeChains; ++i) acc[i] = fb(0.001f * static_cast<float>(i));
   const fb mul(0.999999f), add(1e-6f);
   for (int64_t it = 0; it < iterations; ++it)
-    for (int i = 0; i < kFmaProbeChains; ++i) acc[i] = xsimd::fma(acc[i], mul, add);
+    for (int i = 0; i < kFmaProbeChains; ++i) acc[i] = fused_multiply_add(acc[i], mul, add);
   fb total(0.0f);
   for (int i = 0; i < kFmaProbeChains; ++i) total += acc[i];
   return xsimd::hadd(total);

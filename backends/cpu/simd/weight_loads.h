@@ -10,6 +10,8 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include "backends/cpu/simd/fused_multiply_add.h"
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #endif
@@ -141,8 +143,8 @@ void load_q4_codes(const uint8_t* p, fbatch<A>& low, fbatch<A>& high) {
 template <class A>
 void load_q4(const uint8_t* p, fbatch<A> scale, fbatch<A> minus_8_scale, fbatch<A>& low, fbatch<A>& high) {
   load_q4_codes<A>(p, low, high);
-  low = xsimd::fma(low, scale, minus_8_scale);
-  high = xsimd::fma(high, scale, minus_8_scale);
+  low = fused_multiply_add(low, scale, minus_8_scale);
+  high = fused_multiply_add(high, scale, minus_8_scale);
 }
 
 // Scalar f16 -> f32 for the per-group scales and tails: one F16C instruction where the

@@ -1,0 +1,30 @@
+// x * y + z rounded once, on every instruction set that has a fused multiply-add.
+// xsimd 8.1 has none for AVX-512 (it falls back to x * y + z), and whether the compiler
+// then fuses depends on inlining: one dot product fused in one code path and not in
+// another broke the kernels' promise of bit-identical results however rows are grouped.
+// The kernels are built with -ffp-contract=off, so a multiply-add is fused here or nowhere.
+#pragma once
+
+#include <type_traits>
+
+#include <xsimd/xsimd.hpp>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+namespace m3::cpu::simd {
+namespace {
+
+template <class A>
+xsimd::batch<float, A> fused_multiply_add(xsimd::batch<float, A> x, xsimd::batch<float, A> y,
+                                          xsimd::batch<float, A> z) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_base_of_v<xsimd::avx512f, A>) return _mm512_fmadd_ps(x, y, z);
+  else
+#endif
+    return xsimd::fma(x, y, z);  // a real FMA for fma3<avx2> and NEON; x * y + z on SSE
+}
+
+}  // namespace
+}  // namespace m3::cpu::simd
