@@ -267,6 +267,57 @@ TEST_P(Kernels, TiledWeightsMatchAndDoNotDependOnTiling) {
   }
 }
 
+// The exact order ARCHITECTURE.md documents for column tiles: each output is
+// ((S0 + S1) + S2) + S3, S_q an FMA chain over quarter q of the columns (a multiply then an
+// add on SSE, which has no FMA), in whole tiles, in the rows past them and in ranges that cut
+// a tile. Recomputed here in scalar float, so a path that fuses differently (the compiler's
+// choice when an ISA lacks an FMA intrinsic) differs by an ulp somewhere and fails.
+TEST_P(Kernels, FloatTilesAccumulateInTheDocumentedOrder) {
+  const KernelTable& k = *GetParam();
+  const std::string arch = k.arch;
+  const bool fused = arch != "sse2" && arch != "sse4.2";
+  std::mt19937 rng(11);
+  const int64_t TR = 2 * k.float_lanes, rows = 2 * TR + 3, cols = 64, K4 = cols / 4, n = 7;
+  for (WeightType type : {WeightType::F32, WeightType::BF16, WeightType::F16}) {
+    const StoredMatrix m = make_matrix(type, rows, cols, rng);
+    m3::cpu::AlignedBytes data, scales;
+    const WeightMatrix tiled = m3::cpu::tile_weight_matrix(m.view, k.float_lanes, data, scales);
+    ASSERT_GT(tiled.column_tile, 0) << arch;
+    const auto x = random_floats(static_cast<size_t>(n * cols), rng);
+    std::vector<float> want(static_cast<size_t>(n * rows));
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t r = 0; r < rows; ++r) {
+        float total = 0;
+        for (int64_t q = 0; q < 4; ++q) {
+          float acc = 0;
+          for (int64_t kk = 0; kk < K4; ++kk) {
+            const float w = static_cast<float>(m.values[r * cols + q * K4 + kk]), v = x[t * cols + q * K4 + kk];
+            if (fused) {
+              acc = std::fma(w, v, acc);
+            } else {
+              volatile float product = w * v;  // rounded on its own, never contracted
+              acc += product;
+            }
+          }
+          total = q == 0 ? acc : total + acc;
+        }
+        want[t * rows + r] = total;
+      }
+    std::vector<float> whole(want.size()), cut(want.size());
+    k.matmul(tiled, 0, rows, x.data(), cols, n, whole.data(), rows);
+    const int64_t c1 = TR / 2, c2 = TR + 1;  // both cut a tile
+    k.matmul(tiled, 0, c1, x.data(), cols, n, cut.data(), rows);
+    k.matmul(tiled, c1, c2, x.data(), cols, n, cut.data() + c1, rows);
+    k.matmul(tiled, c2, rows, x.data(), cols, n, cut.data() + c2, rows);
+    for (size_t i = 0; i < want.size(); ++i) {
+      ASSERT_EQ(whole[i], want[i]) << arch << " " << m3::weight_type_name(type) << " whole, row " << i % rows
+                                   << " input " << i / rows;
+      ASSERT_EQ(cut[i], want[i]) << arch << " " << m3::weight_type_name(type) << " cut, row " << i % rows
+                                 << " input " << i / rows;
+    }
+  }
+}
+
 TEST(WeightTiling, LeavesMatricesThatCannotBeTiledAsTheyAre) {
   std::mt19937 rng(9);
   m3::cpu::AlignedBytes data, scales;

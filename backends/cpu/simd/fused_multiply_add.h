@@ -21,9 +21,8 @@ xsimd::batch<float, A> fused_multiply_add(xsimd::batch<float, A> x, xsimd::batch
                                           xsimd::batch<float, A> z) {
 #if defined(__AVX512F__)
   if constexpr (std::is_base_of_v<xsimd::avx512f, A>) return _mm512_fmadd_ps(x, y, z);
-  else
 #endif
-    return xsimd::fma(x, y, z);  // a real FMA for fma3<avx2> and NEON; x * y + z on SSE
+  return xsimd::fma(x, y, z);  // a real FMA for fma3<avx2> and NEON; x * y + z on SSE
 }
 
 }  // namespace
