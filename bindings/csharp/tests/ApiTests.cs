@@ -523,10 +523,23 @@ namespace Mamba3Rt.Tests
                     try
                     {
                         Assert.Equal(8L, engine.Stat(EngineStat.LiveStreams), "live streams");
-                        Task<string>[] readers = streams.Select(s => Task.Run(() => Text(s.Pieces()))).ToArray();
+                        // Threads and Join rather than Task.Run and Result: Join orders each reader's
+                        // last m3_stream_next before the disposals through Mono's pthread calls, which
+                        // ThreadSanitizer sees (bindings/ci/tsan_suite.sh); Result on a task that has
+                        // already finished does not.
+                        var texts = new string[8];
+                        var errors = new Exception[8];
+                        Thread[] readers = Enumerable.Range(0, 8).Select(i => new Thread(() =>
+                        {
+                            try { texts[i] = Text(streams[i].Pieces()); }
+                            catch (Exception e) { errors[i] = e; }
+                        })).ToArray();
+                        foreach (Thread t in readers) t.Start();
+                        foreach (Thread t in readers) t.Join();
                         for (int i = 0; i < 8; i++)
                         {
-                            Assert.Equal(expected[i], readers[i].Result, "stream " + i);
+                            if (errors[i] != null) throw new Exception("stream " + i + " reader failed", errors[i]);
+                            Assert.Equal(expected[i], texts[i], "stream " + i);
                             Assert.Equal(FinishReason.MaxTokens, streams[i].Finish, "stream " + i + " finish");
                         }
                         Assert.True(engine.Stat(EngineStat.GeneratedTokens) >= 8 * 16, "generated tokens");
