@@ -5,9 +5,9 @@
 // The kernels are built with -ffp-contract=off, so a multiply-add is fused here or nowhere.
 #pragma once
 
-#include <type_traits>
-
 #include <xsimd/xsimd.hpp>
+
+#include "backends/cpu/simd/isa_traits.h"
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -17,10 +17,9 @@ namespace m3::cpu::simd {
 namespace {
 
 template <class A>
-xsimd::batch<float, A> fused_multiply_add(xsimd::batch<float, A> x, xsimd::batch<float, A> y,
-                                          xsimd::batch<float, A> z) {
+fbatch<A> fused_multiply_add(fbatch<A> x, fbatch<A> y, fbatch<A> z) {
 #if defined(__AVX512F__)
-  if constexpr (std::is_base_of_v<xsimd::avx512f, A>) return _mm512_fmadd_ps(x, y, z);
+  if constexpr (is_avx512<A>) return _mm512_fmadd_ps(x, y, z);
 #endif
   return xsimd::fma(x, y, z);  // a real FMA for fma3<avx2> and NEON; x * y + z on SSE
 }
